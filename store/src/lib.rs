@@ -1,0 +1,44 @@
+//! kho-store: every stream, view and system log of kho is a Delta Lake table on an object
+//! store. This crate owns the event envelope, the stream definitions (the province pack),
+//! table creation and schema evolution, exactly-once appends, time travel and maintenance.
+//! It knows nothing of HTTP or SQL.
+//!
+//! # Object-store key layout
+//!
+//! Under the store root (`./kho-data/`, `s3://bucket/prefix/` or `memory:///`):
+//!
+//! ```text
+//! streams/<stream>/                one Delta table per stream, e.g. streams/finance.budget/
+//!     _delta_log/00000000000000000000.json     commits (put-if-absent: one winner per version)
+//!     _delta_log/00000000000000000100.checkpoint.parquet
+//!     part-00000-<uuid>-c000.snappy.parquet   data files, one per commit until compacted
+//! system/governance/               governance log: tokens (later datasets, grants), JSON payloads
+//! views/<view>/                    materialized views (kho-query)
+//! ```
+//!
+//! Each commit of an append carries, in its `commitInfo`, a `kho` object with the number of
+//! events and, per idempotent batch, the hashed idempotency key, the body hash and the
+//! answer it got (see [`writer`]). Stream tables are `delta.appendOnly`; their columns carry
+//! `kho.since_version` metadata, the schema version that introduced them.
+
+pub mod error;
+pub mod index;
+pub mod location;
+pub mod maintain;
+pub mod pack;
+pub mod schema;
+pub mod store;
+pub mod syslog;
+pub mod writer;
+
+pub use error::{Error, Result, RowError};
+pub use index::Receipt;
+pub use location::Location;
+pub use maintain::{MaintenanceOptions, MaintenanceReport, maintain_table};
+pub use schema::{ColumnDef, ColumnType, EventTypeDef, Literal, StreamDef};
+pub use store::{AsOf, Registration, Store, TableStats, read_table, stream_key, table_stats};
+pub use syslog::{LogEntry, SystemLog};
+pub use writer::{IdempotencyKey, Outcome, StreamWriter, Submission, WriterConfig};
+
+/// Re-exported so higher crates use the one copy of each.
+pub use deltalake;

@@ -1,0 +1,392 @@
+//! The store: a location, the registered streams, and table access with time travel.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use arrow::record_batch::RecordBatch;
+use chrono::{DateTime, Utc};
+use datafusion::prelude::SessionContext;
+use deltalake::kernel::StructField;
+use deltalake::protocol::SaveMode;
+use deltalake::{DeltaTable, DeltaTableError, TableProperty};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::location::Location;
+use crate::schema::{ColumnType, SINCE_VERSION_KEY, StreamDef, payload_field};
+
+/// Which version of a table to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AsOf {
+    Latest,
+    Version(u64),
+    /// The newest version committed at or before this instant.
+    Timestamp(DateTime<Utc>),
+}
+
+/// What registering a stream definition did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Registration {
+    Created { schema_version: u32 },
+    Unchanged { schema_version: u32 },
+    Evolved { from: u32, to: u32, added: Vec<String> },
+}
+
+/// Size and freshness of a stream's table.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableStats {
+    /// Delta table version (0 is the creation commit).
+    pub version: u64,
+    pub row_count: u64,
+    pub file_count: usize,
+    pub size_bytes: u64,
+    /// When the latest version was committed.
+    pub last_commit_at: Option<DateTime<Utc>>,
+    /// The schema version recorded in the table.
+    pub schema_version: u32,
+}
+
+/// The table key (path under the store root) of a stream.
+pub fn stream_key(stream: &str) -> String {
+    format!("streams/{stream}")
+}
+
+/// An open store: where it lives and which streams it has.
+#[derive(Debug)]
+pub struct Store {
+    location: Location,
+    streams: RwLock<BTreeMap<String, Arc<StreamDef>>>,
+}
+
+impl Store {
+    /// Opens the store at `spec` (see [`Location::parse`]). Registers no stream.
+    pub fn open(spec: &str) -> Result<Arc<Self>> {
+        Ok(Arc::new(Self {
+            location: Location::parse(spec)?,
+            streams: RwLock::new(BTreeMap::new()),
+        }))
+    }
+
+    /// Opens the store and registers the province stream pack.
+    pub async fn open_with_pack(spec: &str) -> Result<Arc<Self>> {
+        let store = Self::open(spec)?;
+        for def in crate::pack::province_pack() {
+            store.register(def).await?;
+        }
+        Ok(store)
+    }
+
+    pub fn location(&self) -> &Location {
+        &self.location
+    }
+
+    /// The registered streams, by name.
+    pub fn streams(&self) -> Vec<Arc<StreamDef>> {
+        self.streams.read().expect("poisoned").values().cloned().collect()
+    }
+
+    pub fn stream(&self, name: &str) -> Result<Arc<StreamDef>> {
+        self.streams
+            .read()
+            .expect("poisoned")
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::UnknownStream(name.to_owned()))
+    }
+
+    /// A table handle at `key`, not loaded.
+    pub fn table_handle(&self, key: &str) -> Result<DeltaTable> {
+        Ok(self.location.builder(key)?.build()?)
+    }
+
+    /// The table at `key`, loaded as of `as_of`.
+    pub async fn table(&self, key: &str, as_of: AsOf) -> Result<DeltaTable> {
+        let mut table = self.table_handle(key)?;
+        if let AsOf::Version(v) = as_of {
+            let latest = table
+                .log_store()
+                .get_latest_version(0)
+                .await
+                .map_err(Error::delta(key))?;
+            if v > latest {
+                return Err(Error::NoSuchVersion {
+                    stream: key.to_owned(),
+                    version: v,
+                });
+            }
+        }
+        let res = match as_of {
+            AsOf::Latest => table.load().await,
+            AsOf::Version(v) => table.load_version(v).await,
+            AsOf::Timestamp(ts) => table.load_with_datetime(ts).await,
+        };
+        match res {
+            Ok(()) => {
+                // deltalake answers a time before the first commit with version 0;
+                // the stream did not exist then.
+                if let AsOf::Timestamp(ts) = as_of {
+                    let snapshot = table.snapshot().map_err(Error::delta(key))?;
+                    let committed = snapshot.version_timestamp(snapshot.version());
+                    if committed.is_some_and(|ms| ms > ts.timestamp_millis()) {
+                        return Err(Error::NoVersionAtTime {
+                            stream: key.to_owned(),
+                            timestamp: ts.to_rfc3339(),
+                        });
+                    }
+                }
+                Ok(table)
+            }
+            Err(DeltaTableError::InvalidVersion(v)) => Err(Error::NoSuchVersion {
+                stream: key.to_owned(),
+                version: v,
+            }),
+            Err(e @ DeltaTableError::NotATable(_)) => Err(Error::delta(key)(e)),
+            Err(e) => {
+                // A timestamp before the first commit, or a version that was never written,
+                // is reported by deltalake in several shapes; name it for the caller.
+                match as_of {
+                    AsOf::Timestamp(ts) if is_missing_version(&e) => Err(Error::NoVersionAtTime {
+                        stream: key.to_owned(),
+                        timestamp: ts.to_rfc3339(),
+                    }),
+                    AsOf::Version(v) if is_missing_version(&e) => Err(Error::NoSuchVersion {
+                        stream: key.to_owned(),
+                        version: v,
+                    }),
+                    _ => Err(Error::delta(key)(e)),
+                }
+            }
+        }
+    }
+
+    /// The table of a registered stream.
+    pub async fn stream_table(&self, stream: &str, as_of: AsOf) -> Result<DeltaTable> {
+        self.stream(stream)?;
+        self.table(&stream_key(stream), as_of).await
+    }
+
+    /// Every row of a stream as of a version or time, in no particular order.
+    pub async fn read_stream(&self, stream: &str, as_of: AsOf) -> Result<Vec<RecordBatch>> {
+        let table = self.stream_table(stream, as_of).await?;
+        read_table(&table).await
+    }
+
+    /// Version, row count and last commit time of a stream.
+    pub async fn stream_stats(&self, stream: &str) -> Result<TableStats> {
+        let table = self.stream_table(stream, AsOf::Latest).await?;
+        table_stats(&table)
+    }
+
+    /// Registers a stream definition: creates its table on first start, adds the new optional
+    /// columns of a newer schema version, and refuses a removed or retyped column.
+    /// Idempotent, and safe when several processes start at once.
+    pub async fn register(&self, def: StreamDef) -> Result<Registration> {
+        let conflict = |reason: String| Error::SchemaConflict {
+            stream: def.name.clone(),
+            reason,
+        };
+        def.check().map_err(|e| conflict(format!("invalid definition: {e}")))?;
+        let key = stream_key(&def.name);
+        let mut outcome = None;
+        for _attempt in 0..3 {
+            let mut table = self.table_handle(&key)?;
+            match table.load().await {
+                Ok(()) => {}
+                Err(DeltaTableError::NotATable(_)) => {
+                    match create_table(&table, &def).await {
+                        Ok(()) => {
+                            outcome = Some(Registration::Created {
+                                schema_version: def.schema_version,
+                            });
+                        }
+                        // Another process created it first: fall through to the comparison.
+                        Err(e) => tracing::debug!(stream = %def.name, error = %e, "create raced"),
+                    }
+                    continue;
+                }
+                Err(e) => return Err(Error::delta(&key)(e)),
+            }
+            let plan = plan_evolution(&table, &def).map_err(conflict)?;
+            if plan.added.is_empty() {
+                let out = outcome.unwrap_or(Registration::Unchanged {
+                    schema_version: plan.from,
+                });
+                self.streams
+                    .write()
+                    .expect("poisoned")
+                    .insert(def.name.clone(), Arc::new(def));
+                return Ok(out);
+            }
+            let fields: Vec<StructField> = plan
+                .added
+                .iter()
+                .map(|name| payload_field(def.column(name).expect("planned from def")))
+                .collect();
+            match table.add_columns().with_fields(fields).await {
+                Ok(_) => {
+                    tracing::info!(stream = %def.name, from = plan.from, to = def.schema_version, added = ?plan.added, "schema evolved");
+                    outcome = Some(Registration::Evolved {
+                        from: plan.from,
+                        to: def.schema_version,
+                        added: plan.added,
+                    });
+                }
+                Err(e) => tracing::debug!(stream = %def.name, error = %e, "evolution raced"),
+            }
+        }
+        Err(conflict(
+            "could not register after 3 attempts against concurrent writers".into(),
+        ))
+    }
+}
+
+struct EvolutionPlan {
+    from: u32,
+    added: Vec<String>,
+}
+
+/// Compares a stored table with a definition: what must be added, or why it can't be.
+fn plan_evolution(table: &DeltaTable, def: &StreamDef) -> std::result::Result<EvolutionPlan, String> {
+    let snapshot = table.snapshot().map_err(|e| e.to_string())?;
+    let schema = snapshot.schema();
+    let wanted = def.delta_fields();
+    let from = schema_version_of(table);
+    for field in schema.fields() {
+        let Some(w) = wanted.iter().find(|w| w.name() == field.name()) else {
+            return Err(format!(
+                "column {} exists in the table but not in schema version {}: removing a column is refused",
+                field.name(),
+                def.schema_version
+            ));
+        };
+        if w.data_type() != field.data_type() {
+            let name = |dt| ColumnType::from_delta(dt).map_or_else(|| format!("{dt:?}"), |t| t.name().to_owned());
+            return Err(format!(
+                "column {} is {} in the table but {} in schema version {}: retyping a column is refused",
+                field.name(),
+                name(field.data_type()),
+                name(w.data_type()),
+                def.schema_version
+            ));
+        }
+    }
+    let mut added = Vec::new();
+    for w in &wanted {
+        if schema.field(w.name()).is_none() {
+            let col = def.column(w.name()).ok_or_else(|| {
+                format!("envelope column {} is missing from the table", w.name())
+            })?;
+            if col.since_version <= from {
+                return Err(format!(
+                    "column {} belongs to schema version {} but the table at version {from} lacks it",
+                    col.name, col.since_version
+                ));
+            }
+            added.push(col.name.clone());
+        }
+    }
+    if added.is_empty() && def.schema_version < from {
+        return Err(format!(
+            "the table has schema version {from}, newer than this definition's {}",
+            def.schema_version
+        ));
+    }
+    Ok(EvolutionPlan { from, added })
+}
+
+/// The schema version recorded in a table: the newest `kho.since_version` of its columns.
+pub(crate) fn schema_version_of(table: &DeltaTable) -> u32 {
+    let Ok(snapshot) = table.snapshot() else {
+        return 0;
+    };
+    snapshot
+        .schema()
+        .fields()
+        .filter_map(|f| match f.metadata().get(SINCE_VERSION_KEY) {
+            Some(deltalake::kernel::MetadataValue::Number(n)) => u32::try_from(*n).ok(),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(1)
+}
+
+async fn create_table(table: &DeltaTable, def: &StreamDef) -> Result<()> {
+    table
+        .create()
+        .with_save_mode(SaveMode::ErrorIfExists)
+        .with_table_name(&def.name)
+        .with_comment(&def.description)
+        .with_columns(def.delta_fields())
+        .with_configuration_property(TableProperty::AppendOnly, Some("true"))
+        .with_configuration_property(TableProperty::CheckpointInterval, Some("100"))
+        .with_configuration([
+            ("kho.stream", Some(def.name.as_str())),
+            ("kho.owner", Some(def.owner.as_str())),
+        ])
+        .with_raise_if_key_not_exists(false)
+        .await
+        .map_err(Error::delta(&def.name))?;
+    Ok(())
+}
+
+fn is_missing_version(e: &DeltaTableError) -> bool {
+    let s = e.to_string().to_lowercase();
+    s.contains("version") && (s.contains("not found") || s.contains("invalid") || s.contains("no "))
+        || s.contains("before")
+}
+
+/// Reads every row of a loaded table through DataFusion.
+pub async fn read_table(table: &DeltaTable) -> Result<Vec<RecordBatch>> {
+    let ctx = SessionContext::new();
+    table.update_datafusion_session(&ctx.state())?;
+    let provider = table.table_provider().await?;
+    let df = ctx.read_table(provider)?;
+    df.collect().await?.iter().map(plain_strings).collect()
+}
+
+/// DataFusion reads strings as `Utf8View`; callers of the store get the declared `Utf8`.
+fn plain_strings(batch: &RecordBatch) -> Result<RecordBatch> {
+    use arrow::datatypes::{DataType, Field, Schema};
+    let schema = batch.schema();
+    if !schema.fields().iter().any(|f| f.data_type() == &DataType::Utf8View) {
+        return Ok(batch.clone());
+    }
+    let mut fields = Vec::with_capacity(schema.fields().len());
+    let mut columns = Vec::with_capacity(schema.fields().len());
+    for (f, c) in schema.fields().iter().zip(batch.columns()) {
+        if f.data_type() == &DataType::Utf8View {
+            columns.push(arrow::compute::cast(c, &DataType::Utf8)?);
+            fields.push(Field::new(f.name(), DataType::Utf8, f.is_nullable()));
+        } else {
+            columns.push(c.clone());
+            fields.push(f.as_ref().clone());
+        }
+    }
+    Ok(RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), columns)?)
+}
+
+/// Version, row count, size and last commit time of a loaded table, from the log alone.
+pub fn table_stats(table: &DeltaTable) -> Result<TableStats> {
+    let snapshot = table.snapshot()?;
+    let mut row_count = 0u64;
+    let mut size_bytes = 0u64;
+    let mut file_count = 0usize;
+    for file in snapshot.log_data().iter() {
+        file_count += 1;
+        row_count += file.num_records().unwrap_or(0) as u64;
+        size_bytes += u64::try_from(file.size()).unwrap_or(0);
+    }
+    let version = snapshot.version();
+    let last_commit_at = snapshot
+        .version_timestamp(version)
+        .and_then(DateTime::from_timestamp_millis);
+    Ok(TableStats {
+        version,
+        row_count,
+        file_count,
+        size_bytes,
+        last_commit_at,
+        schema_version: schema_version_of(table),
+    })
+}
