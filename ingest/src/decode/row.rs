@@ -1,0 +1,574 @@
+//! One row at a time: raw field values in, typed and validated Arrow columns out.
+//!
+//! Every decoder (NDJSON, JSON array, CSV) hands each event to [`BatchBuilder::push`] as a
+//! row of [`Raw`] values by column. The builder converts each value to its column's type,
+//! applies the stream's rules (required fields per event type, enums, positive amounts,
+//! cross-field rules, unknown and unused fields) and appends the row, or records what is
+//! wrong with it. A batch with any problem is rejected whole.
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use arrow::array::{
+    ArrayRef, BooleanBuilder, Float64Builder, Int32Builder, Int64Builder, RecordBatch,
+    StringBuilder, TimestampMicrosecondArray, TimestampMicrosecondBuilder,
+};
+use kho_store::RowError;
+use kho_store::schema::{
+    ENTITY_ID, ENVELOPE, EVENT_ID, EVENT_TYPE, OCCURRED_AT, RECORDED_AT, SOURCE, UTC,
+};
+use kho_store::{ColumnType, Literal, StreamDef};
+use uuid::Uuid;
+
+/// The most problems a rejection lists.
+pub const MAX_LISTED_ERRORS: usize = 100;
+/// The longest string value accepted, in bytes.
+pub const MAX_STRING_BYTES: usize = 4096;
+
+/// A field value as the decoder found it, before typing.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Raw<'a> {
+    Null,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    /// A JSON string.
+    Str(Cow<'a, str>),
+    /// An untyped CSV cell, parsed by the column's type.
+    Text(&'a str),
+    /// A JSON object or array, which no column takes.
+    Nested(&'static str),
+}
+
+impl Raw<'_> {
+    fn kind(&self) -> &'static str {
+        match self {
+            Raw::Null => "null",
+            Raw::Bool(_) => "a boolean",
+            Raw::Int(_) | Raw::UInt(_) | Raw::Float(_) => "a number",
+            Raw::Str(_) | Raw::Text(_) => "a string",
+            Raw::Nested(k) => k,
+        }
+    }
+}
+
+/// A typed value.
+#[derive(Debug, Clone, PartialEq)]
+enum Val<'a> {
+    Str(Cow<'a, str>),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    /// Microseconds since the epoch, UTC.
+    Ts(i64),
+}
+
+impl std::fmt::Display for Val<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Val::Str(s) => write!(f, "{s:?}"),
+            Val::Int(i) => write!(f, "{i}"),
+            Val::Float(x) => write!(f, "{x}"),
+            Val::Bool(b) => write!(f, "{b}"),
+            Val::Ts(t) => write!(f, "{t}"),
+        }
+    }
+}
+
+impl Val<'_> {
+    fn matches(&self, lit: &Literal) -> bool {
+        match (self, lit) {
+            (Val::Str(s), Literal::Str(l)) => s == l,
+            (Val::Int(i), Literal::Int(l)) => i == l,
+            _ => false,
+        }
+    }
+}
+
+/// Where a field name leads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Slot {
+    Column(usize),
+    /// `recorded_at` and `source` are set by the server.
+    ServerSet,
+}
+
+/// The raw values of one row, by column index, plus the names no column takes.
+#[derive(Debug)]
+pub(crate) struct RawRow<'a> {
+    pub(crate) values: Vec<Option<Raw<'a>>>,
+    pub(crate) unknown: Vec<String>,
+    pub(crate) server_set: Vec<&'static str>,
+    pub(crate) repeated: Vec<usize>,
+}
+
+impl<'a> RawRow<'a> {
+    pub(crate) fn set(&mut self, index: usize, value: Raw<'a>) {
+        if self.values[index].is_some() {
+            self.repeated.push(index);
+        }
+        self.values[index] = Some(value);
+    }
+}
+
+enum ColBuilder {
+    Str(StringBuilder),
+    Int32(Int32Builder),
+    Int64(Int64Builder),
+    Float(Float64Builder),
+    Bool(BooleanBuilder),
+    Ts(TimestampMicrosecondBuilder),
+}
+
+impl ColBuilder {
+    fn new(ty: ColumnType) -> Self {
+        match ty {
+            ColumnType::String => Self::Str(StringBuilder::new()),
+            ColumnType::Integer => Self::Int32(Int32Builder::new()),
+            ColumnType::Long => Self::Int64(Int64Builder::new()),
+            ColumnType::Double => Self::Float(Float64Builder::new()),
+            ColumnType::Boolean => Self::Bool(BooleanBuilder::new()),
+            ColumnType::Timestamp => Self::Ts(TimestampMicrosecondBuilder::new().with_timezone(UTC)),
+        }
+    }
+
+    fn append(&mut self, v: Option<&Val<'_>>) {
+        match (self, v) {
+            (Self::Str(b), Some(Val::Str(s))) => b.append_value(s),
+            (Self::Int32(b), Some(Val::Int(i))) => {
+                b.append_value(i32::try_from(*i).expect("range checked"));
+            }
+            (Self::Int64(b), Some(Val::Int(i))) => b.append_value(*i),
+            (Self::Float(b), Some(Val::Float(x))) => b.append_value(*x),
+            (Self::Bool(b), Some(Val::Bool(x))) => b.append_value(*x),
+            (Self::Ts(b), Some(Val::Ts(t))) => b.append_value(*t),
+            (Self::Str(b), _) => b.append_null(),
+            (Self::Int32(b), _) => b.append_null(),
+            (Self::Int64(b), _) => b.append_null(),
+            (Self::Float(b), _) => b.append_null(),
+            (Self::Bool(b), _) => b.append_null(),
+            (Self::Ts(b), _) => b.append_null(),
+        }
+    }
+
+    fn finish(self) -> ArrayRef {
+        match self {
+            Self::Str(mut b) => Arc::new(b.finish()),
+            Self::Int32(mut b) => Arc::new(b.finish()),
+            Self::Int64(mut b) => Arc::new(b.finish()),
+            Self::Float(mut b) => Arc::new(b.finish()),
+            Self::Bool(mut b) => Arc::new(b.finish()),
+            Self::Ts(mut b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// Why a batch was refused by the decoder.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rejection {
+    /// Problems by row and field: the first [`MAX_LISTED_ERRORS`] and the total count.
+    Invalid { errors: Vec<RowError>, total: usize },
+    Empty,
+    TooManyEvents { max: usize },
+}
+
+/// Builds the Arrow batch of one request, validating each row on the way.
+pub(crate) struct BatchBuilder<'d> {
+    def: &'d StreamDef,
+    names: Vec<&'d str>,
+    types: Vec<ColumnType>,
+    lookup: HashMap<&'d str, Slot>,
+    builders: Vec<Option<ColBuilder>>,
+    rows: usize,
+    errors: Vec<RowError>,
+    total_errors: usize,
+    ids: HashMap<u128, usize>,
+    max_rows: usize,
+    too_many: bool,
+}
+
+impl<'d> BatchBuilder<'d> {
+    pub(crate) fn new(def: &'d StreamDef, max_rows: usize) -> Self {
+        let mut names: Vec<&str> = ENVELOPE.iter().map(|(n, _, _)| *n).collect();
+        let mut types: Vec<ColumnType> = ENVELOPE.iter().map(|(_, t, _)| *t).collect();
+        for c in &def.columns {
+            names.push(&c.name);
+            types.push(c.ty);
+        }
+        let lookup = names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                let slot = if *n == RECORDED_AT || *n == SOURCE {
+                    Slot::ServerSet
+                } else {
+                    Slot::Column(i)
+                };
+                (*n, slot)
+            })
+            .collect();
+        let builders = names
+            .iter()
+            .zip(&types)
+            .map(|(n, t)| (*n != RECORDED_AT && *n != SOURCE).then(|| ColBuilder::new(*t)))
+            .collect();
+        Self {
+            def,
+            names,
+            types,
+            lookup,
+            builders,
+            rows: 0,
+            errors: Vec::new(),
+            total_errors: 0,
+            ids: HashMap::new(),
+            max_rows,
+            too_many: false,
+        }
+    }
+
+    pub(crate) fn lookup(&self, name: &str) -> Option<Slot> {
+        self.lookup.get(name).copied()
+    }
+
+    pub(crate) fn new_row<'a>(&self) -> RawRow<'a> {
+        RawRow {
+            values: vec![None; self.names.len()],
+            unknown: Vec::new(),
+            server_set: Vec::new(),
+            repeated: Vec::new(),
+        }
+    }
+
+    /// Room for one more row? Sets the too-many flag when not.
+    pub(crate) fn has_room(&mut self) -> bool {
+        if self.rows >= self.max_rows {
+            self.too_many = true;
+        }
+        !self.too_many
+    }
+
+    /// Records a problem with the row being read (1-based; 0 is a CSV header).
+    pub(crate) fn error(&mut self, row: usize, field: Option<&str>, message: impl Into<String>) {
+        self.total_errors += 1;
+        if self.errors.len() < MAX_LISTED_ERRORS {
+            self.errors
+                .push(RowError::new(row, field.map(str::to_owned), message));
+        }
+    }
+
+    /// Counts a row that could not be read at all.
+    pub(crate) fn skip_row(&mut self, message: impl Into<String>) {
+        self.rows += 1;
+        let row = self.rows;
+        self.error(row, None, message);
+    }
+
+    /// Validates one row and appends it (or records its problems).
+    pub(crate) fn push(&mut self, raw: RawRow<'_>) {
+        self.rows += 1;
+        let row = self.rows;
+        let before = self.total_errors;
+        for name in &raw.unknown {
+            self.error(
+                row,
+                Some(name),
+                format!("unknown field: {} has no column {name}", self.def.name),
+            );
+        }
+        for name in &raw.server_set {
+            self.error(row, Some(name), "set by the server; leave it out");
+        }
+        for &i in &raw.repeated {
+            let name = self.names[i];
+            self.error(row, Some(name), "given more than once");
+        }
+        // Type every present value.
+        let mut vals: Vec<Option<Val<'_>>> = Vec::with_capacity(raw.values.len());
+        for (i, v) in raw.values.into_iter().enumerate() {
+            let typed = match v {
+                None | Some(Raw::Null) => None,
+                Some(v) => match convert(v, self.types[i]) {
+                    Ok(v) => Some(v),
+                    Err(msg) => {
+                        let name = self.names[i];
+                        self.error(row, Some(name), msg);
+                        None
+                    }
+                },
+            };
+            vals.push(typed);
+        }
+        self.check_envelope(row, &mut vals);
+        self.check_event_type(row, &vals);
+        if self.total_errors == before && self.errors.is_empty() {
+            for (b, v) in self.builders.iter_mut().zip(&vals) {
+                if let Some(b) = b {
+                    b.append(v.as_ref());
+                }
+            }
+        }
+    }
+
+    fn check_envelope(&mut self, row: usize, vals: &mut [Option<Val<'_>>]) {
+        // event_id: optional UUID, canonical form, unique within the batch.
+        match &vals[0] {
+            None => vals[0] = Some(Val::Str(Cow::Owned(Uuid::now_v7().to_string()))),
+            Some(Val::Str(s)) => match Uuid::try_parse(s) {
+                Ok(u) => {
+                    if let Some(first) = self.ids.insert(u.as_u128(), row) {
+                        self.error(
+                            row,
+                            Some(EVENT_ID),
+                            format!("event_id {u} repeats row {first} of this batch"),
+                        );
+                    }
+                    vals[0] = Some(Val::Str(Cow::Owned(u.to_string())));
+                }
+                Err(_) => self.error(row, Some(EVENT_ID), format!("{s:?} is not a UUID")),
+            },
+            Some(_) => {}
+        }
+        for (i, name) in [(1, EVENT_TYPE), (2, ENTITY_ID), (3, OCCURRED_AT)] {
+            if vals[i].is_none() && !self.has_error(row, name) {
+                self.error(row, Some(name), "required");
+            }
+        }
+        if let Some(Val::Str(s)) = &vals[2]
+            && s.trim().is_empty()
+        {
+            self.error(row, Some(ENTITY_ID), "must not be empty");
+        }
+    }
+
+    fn check_event_type(&mut self, row: usize, vals: &[Option<Val<'_>>]) {
+        let def = self.def;
+        let Some(Val::Str(name)) = &vals[1] else { return };
+        let Some(et) = def.event_type(name) else {
+            let known: Vec<&str> = def.event_types.iter().map(|e| e.name.as_str()).collect();
+            self.error(
+                row,
+                Some(EVENT_TYPE),
+                format!("unknown event type {name:?}: {} takes {}", def.name, known.join(", ")),
+            );
+            return;
+        };
+        let payload = &vals[ENVELOPE.len()..];
+        for (col, v) in def.columns.iter().zip(payload) {
+            match v {
+                None => {
+                    if et.required.contains(&col.name) && !self.has_error(row, &col.name) {
+                        self.error(row, Some(&col.name), format!("required for event type {}", et.name));
+                    }
+                }
+                Some(v) => {
+                    if !et.uses(&col.name) {
+                        self.error(row, Some(&col.name), format!("not used by event type {}", et.name));
+                        continue;
+                    }
+                    if let Some(allowed) = &col.allowed
+                        && !allowed.iter().any(|l| v.matches(l))
+                    {
+                        let list: Vec<String> = allowed.iter().map(ToString::to_string).collect();
+                        self.error(
+                            row,
+                            Some(&col.name),
+                            format!("must be one of {}; found {v}", list.join(", ")),
+                        );
+                        continue;
+                    }
+                    if col.positive {
+                        let positive = match v {
+                            Val::Int(i) => *i > 0,
+                            Val::Float(x) => *x > 0.0,
+                            _ => true,
+                        };
+                        if !positive {
+                            self.error(row, Some(&col.name), format!("must be greater than 0; found {v}"));
+                            continue;
+                        }
+                    }
+                    if let Some((_, fixed)) = et.fixed.iter().find(|(c, _)| *c == col.name)
+                        && !v.matches(fixed)
+                    {
+                        self.error(
+                            row,
+                            Some(&col.name),
+                            format!("must be {fixed} for event type {}; found {v}", et.name),
+                        );
+                    }
+                }
+            }
+        }
+        for rule in &def.rules {
+            let get = |c: &str| def.columns.iter().position(|x| x.name == c).and_then(|i| payload[i].as_ref());
+            if let (Some(cond), Some(then)) = (get(&rule.if_column), get(&rule.then_column))
+                && cond.matches(&rule.if_value)
+                && !rule.then_allowed.iter().any(|l| then.matches(l))
+                && !self.has_error(row, &rule.then_column)
+            {
+                self.error(row, Some(&rule.then_column), format!("{}; found {then}", rule.message));
+            }
+        }
+    }
+
+    fn has_error(&self, row: usize, field: &str) -> bool {
+        self.errors
+            .iter()
+            .rev()
+            .take_while(|e| e.row == row)
+            .any(|e| e.field.as_deref() == Some(field))
+    }
+
+    /// The batch, with `recorded_at` zero (set at commit) and `source` filled in.
+    pub(crate) fn finish(self, source: &str) -> Result<RecordBatch, Rejection> {
+        if self.too_many {
+            return Err(Rejection::TooManyEvents { max: self.max_rows });
+        }
+        if self.total_errors > 0 {
+            return Err(Rejection::Invalid {
+                errors: self.errors,
+                total: self.total_errors,
+            });
+        }
+        if self.rows == 0 {
+            return Err(Rejection::Empty);
+        }
+        let n = self.rows;
+        let columns: Vec<ArrayRef> = self
+            .builders
+            .into_iter()
+            .zip(&self.names)
+            .map(|(b, name)| match b {
+                Some(b) => b.finish(),
+                None if *name == RECORDED_AT => {
+                    Arc::new(TimestampMicrosecondArray::from(vec![0; n]).with_timezone(UTC))
+                }
+                None => Arc::new(arrow::array::StringArray::from_iter_values(std::iter::repeat_n(source, n))),
+            })
+            .collect();
+        Ok(RecordBatch::try_new(self.def.arrow_schema(), columns).expect("builders follow the schema"))
+    }
+}
+
+/// Types one raw value for a column, or says why it can't.
+fn convert<'a>(raw: Raw<'a>, ty: ColumnType) -> Result<Val<'a>, String> {
+    let text = |s: &str| -> Result<(), String> {
+        if s.len() > MAX_STRING_BYTES {
+            Err(format!("longer than {MAX_STRING_BYTES} bytes"))
+        } else {
+            Ok(())
+        }
+    };
+    let wrong = |expected: &str, raw: &Raw<'_>| format!("expected {expected}, found {}", raw.kind());
+    match ty {
+        ColumnType::String => match raw {
+            Raw::Str(s) => text(&s).map(|()| Val::Str(s)),
+            Raw::Text(s) => text(s).map(|()| Val::Str(Cow::Borrowed(s))),
+            other => Err(wrong("a string", &other)),
+        },
+        ColumnType::Integer | ColumnType::Long => {
+            let (lo, hi, what) = if ty == ColumnType::Integer {
+                (i64::from(i32::MIN), i64::from(i32::MAX), "an integer")
+            } else {
+                (i64::MIN, i64::MAX, "a 64-bit integer")
+            };
+            let n: i128 = match raw {
+                Raw::Int(i) => i128::from(i),
+                Raw::UInt(u) => i128::from(u),
+                Raw::Text(s) => s
+                    .trim()
+                    .parse::<i128>()
+                    .map_err(|_| format!("expected {what}, found {s:?}"))?,
+                Raw::Float(x) => return Err(format!("expected {what}, found {x}")),
+                other => return Err(wrong(what, &other)),
+            };
+            if n < i128::from(lo) || n > i128::from(hi) {
+                return Err(format!("{n} is out of range for {what}"));
+            }
+            Ok(Val::Int(i64::try_from(n).expect("range checked")))
+        }
+        ColumnType::Double => {
+            let x = match raw {
+                Raw::Int(i) => i as f64,
+                Raw::UInt(u) => u as f64,
+                Raw::Float(x) => x,
+                Raw::Text(s) => s
+                    .trim()
+                    .parse::<f64>()
+                    .map_err(|_| format!("expected a number, found {s:?}"))?,
+                other => return Err(wrong("a number", &other)),
+            };
+            if x.is_finite() {
+                Ok(Val::Float(x))
+            } else {
+                Err("must be a finite number".into())
+            }
+        }
+        ColumnType::Boolean => match raw {
+            Raw::Bool(b) => Ok(Val::Bool(b)),
+            Raw::Text(s) if s.eq_ignore_ascii_case("true") => Ok(Val::Bool(true)),
+            Raw::Text(s) if s.eq_ignore_ascii_case("false") => Ok(Val::Bool(false)),
+            Raw::Text(s) => Err(format!("expected true or false, found {s:?}")),
+            other => Err(wrong("true or false", &other)),
+        },
+        ColumnType::Timestamp => match raw {
+            Raw::Str(s) => parse_timestamp(&s),
+            Raw::Text(s) => parse_timestamp(s),
+            other => Err(wrong("an RFC 3339 timestamp string", &other)),
+        },
+    }
+}
+
+/// Parses an RFC 3339 timestamp that carries an offset, to UTC microseconds.
+fn parse_timestamp(s: &str) -> Result<Val<'static>, String> {
+    chrono::DateTime::parse_from_rfc3339(s.trim())
+        .map(|t| Val::Ts(t.timestamp_micros()))
+        .map_err(|_| {
+            format!("{s:?} is not an RFC 3339 timestamp with an offset, like 2021-03-01T08:00:00+07:00")
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn converts_by_column_type() {
+        assert_eq!(convert(Raw::Int(7), ColumnType::Integer), Ok(Val::Int(7)));
+        assert_eq!(
+            convert(Raw::Int(1 << 40), ColumnType::Integer),
+            Err("1099511627776 is out of range for an integer".into())
+        );
+        assert_eq!(convert(Raw::Text(" 12 "), ColumnType::Long), Ok(Val::Int(12)));
+        assert_eq!(
+            convert(Raw::Str("12".into()), ColumnType::Long),
+            Err("expected a 64-bit integer, found a string".into())
+        );
+        assert_eq!(
+            convert(Raw::Float(1.5), ColumnType::Long),
+            Err("expected a 64-bit integer, found 1.5".into())
+        );
+        assert_eq!(convert(Raw::Int(2), ColumnType::Double), Ok(Val::Float(2.0)));
+        assert_eq!(convert(Raw::Text("TRUE"), ColumnType::Boolean), Ok(Val::Bool(true)));
+        assert_eq!(
+            convert(Raw::Str("2021-01-31T20:00:00Z".into()), ColumnType::Timestamp),
+            Ok(Val::Ts(1_612_123_200_000_000))
+        );
+        assert_eq!(
+            convert(Raw::Str("2021-02-01T03:00:00+07:00".into()), ColumnType::Timestamp),
+            Ok(Val::Ts(1_612_123_200_000_000))
+        );
+        assert!(
+            convert(Raw::Str("2021-02-01T03:00:00".into()), ColumnType::Timestamp)
+                .unwrap_err()
+                .contains("with an offset")
+        );
+        assert_eq!(
+            convert(Raw::Nested("an object"), ColumnType::String),
+            Err("expected a string, found an object".into())
+        );
+    }
+}
