@@ -1,1 +1,227 @@
-//! placeholder
+//! Shared helpers for the end-to-end tests: start the real `kho` binary on a loopback port,
+//! talk HTTP to it, and run the independent Python reader over its tables.
+//!
+//! The binary is found next to the test executable's directory (`target/<profile>/kho`);
+//! build it first (`cargo build --bins`, which `scripts/test` does).
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// The admin token every test server starts with.
+pub const ADMIN: &str = "test-admin-token-0123456789";
+
+/// A running `kho serve`.
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub store: String,
+    log: PathBuf,
+}
+
+/// Path of the built `kho` binary.
+pub fn kho_bin() -> PathBuf {
+    let exe = std::env::current_exe().expect("current exe");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let bin = dir.join(format!("kho{}", std::env::consts::EXE_SUFFIX));
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build --bins` before the end-to-end tests",
+        bin.display()
+    );
+    bin
+}
+
+impl Server {
+    /// Starts `kho serve` on `store` with extra flags, and waits until it listens.
+    pub fn start(store: &str, extra: &[&str]) -> Self {
+        Self::start_with_env(store, extra, &[])
+    }
+
+    pub fn start_with_env(store: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
+        let log = std::env::temp_dir().join(format!("kho-test-{}.log", uuid::Uuid::new_v4()));
+        let log_file = std::fs::File::create(&log).expect("log file");
+        let mut cmd = Command::new(kho_bin());
+        cmd.args(["serve", "--store", store, "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("KHO_ADMIN_TOKEN", ADMIN)
+            .env("RUST_LOG", "warn,kho_api=info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn kho");
+        let stdout = child.stdout.take().expect("piped stdout");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            for line in lines.by_ref() {
+                let Ok(line) = line else { return };
+                if let Some(url) = line.strip_prefix("kho listening on ") {
+                    let _ = tx.send(url.to_owned());
+                    break;
+                }
+            }
+            // Keep draining so the child never blocks on a full pipe.
+            for _ in lines {}
+        });
+        match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(base) => Self {
+                child,
+                base,
+                store: store.to_owned(),
+                log,
+            },
+            Err(_) => {
+                let _ = child.kill();
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                panic!("kho did not start on {store}:\n{text}");
+            }
+        }
+    }
+
+    /// Kills the process at once (SIGKILL): a crash, not a shutdown.
+    pub fn crash(mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.store.clone()
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// The server's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// Issues a token through the admin API and returns it.
+    pub async fn token(&self, role: &str, sector: Option<&str>, name: &str) -> String {
+        let resp = client()
+            .post(self.url("/v1/admin/tokens"))
+            .bearer_auth(ADMIN)
+            .json(&json!({"role": role, "sector": sector, "name": name}))
+            .send()
+            .await
+            .expect("issue token");
+        assert_eq!(resp.status(), 201, "issuing a {role} token");
+        let body: Value = resp.json().await.unwrap();
+        body["token"].as_str().unwrap().to_owned()
+    }
+
+    /// POSTs a body to a stream.
+    pub async fn append(
+        &self,
+        token: Option<&str>,
+        stream: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+        key: Option<&str>,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let mut req = client()
+            .post(self.url(&format!("/v1/streams/{stream}/events")))
+            .header("content-type", content_type)
+            .body(body);
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(k) = key {
+            req = req.header("idempotency-key", k);
+        }
+        let resp = req.send().await.expect("append request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp.json().await.unwrap_or(Value::Null);
+        (status, body, headers)
+    }
+
+    /// `GET /v1/streams/{stream}` with a token.
+    pub async fn stream(&self, token: &str, stream: &str) -> Value {
+        let resp = client()
+            .get(self.url(&format!("/v1/streams/{stream}")))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        resp.json().await.unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.log);
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .no_proxy()
+        .timeout(Duration::from_secs(120))
+        .build()
+        .expect("client")
+}
+
+/// The Python interpreter of the test venv (`KHO_TEST_PYTHON`), with `deltalake` and
+/// `duckdb` installed. `None` skips, unless `KHO_REQUIRE_EXTERNAL` is set.
+pub fn python() -> Option<PathBuf> {
+    match std::env::var_os("KHO_TEST_PYTHON") {
+        Some(p) => Some(PathBuf::from(p)),
+        None => {
+            assert!(
+                std::env::var_os("KHO_REQUIRE_EXTERNAL").is_none(),
+                "KHO_REQUIRE_EXTERNAL is set but KHO_TEST_PYTHON is not"
+            );
+            eprintln!("skipped: KHO_TEST_PYTHON is not set");
+            None
+        }
+    }
+}
+
+/// An S3 store URL under the test bucket (`KHO_TEST_S3_URL`), unique to the caller.
+pub fn s3_store() -> Option<String> {
+    match std::env::var("KHO_TEST_S3_URL") {
+        Ok(base) => Some(format!("{}/{}", base.trim_end_matches('/'), uuid::Uuid::new_v4())),
+        Err(_) => {
+            assert!(
+                std::env::var_os("KHO_REQUIRE_EXTERNAL").is_none(),
+                "KHO_REQUIRE_EXTERNAL is set but KHO_TEST_S3_URL is not"
+            );
+            eprintln!("skipped: KHO_TEST_S3_URL is not set");
+            None
+        }
+    }
+}
+
+/// Reads a Delta table with the Python `deltalake` package: one JSON object per row,
+/// timestamps as microseconds since the epoch, sorted by `event_id`.
+pub fn python_read(python: &Path, table_uri: &str) -> Vec<Value> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/read_delta.py");
+    let out = Command::new(python)
+        .arg(script)
+        .arg(table_uri)
+        .output()
+        .expect("run python");
+    assert!(
+        out.status.success(),
+        "python reader failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// A stable UUID for a small number, for client-supplied event ids.
+pub fn event_id(n: u64) -> String {
+    format!("00000000-0000-7000-8000-{n:012}")
+}

@@ -1,0 +1,197 @@
+//! The `kho` command line. Every flag is also an environment variable (`KHO_…`).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use kho_ingest::IngestConfig;
+use kho_store::{MaintenanceOptions, Store, WriterConfig, maintain_table, stream_key};
+use rand::RngCore;
+
+use crate::server::{AppState, ServerConfig, serve};
+
+#[derive(Debug, Parser)]
+#[command(name = "kho", version, about = "kho: the province's shared event store, views and open-data catalog")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the HTTP API.
+    Serve(ServeArgs),
+    /// Compact, checkpoint and (with --vacuum) vacuum the store's tables, then exit.
+    Maintain(MaintainArgs),
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct StoreArgs {
+    /// Where the data lives: a directory, file:///dir, s3://bucket/prefix (AWS_* variables), or memory://.
+    #[arg(long, env = "KHO_STORE", default_value = "./kho-data")]
+    pub store: String,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, env = "KHO_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The bootstrap admin token (at least 16 characters). Generated and printed when unset.
+    #[arg(long, env = "KHO_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    #[command(flatten)]
+    pub ingest: IngestArgs,
+    /// Compact and checkpoint every stream this often, in seconds (0: only by commit count).
+    #[arg(long, env = "KHO_MAINTAIN_EVERY_SECS", default_value_t = 3600)]
+    pub maintain_every_secs: u64,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct IngestArgs {
+    /// The largest request body, in bytes.
+    #[arg(long, env = "KHO_BODY_LIMIT", default_value_t = 64 * 1024 * 1024)]
+    pub body_limit: usize,
+    /// How long a commit waits for more requests to share it, in milliseconds.
+    #[arg(long, env = "KHO_COMMIT_WINDOW_MS", default_value_t = 5)]
+    pub commit_window_ms: u64,
+    /// The most events one request may carry.
+    #[arg(long, env = "KHO_MAX_BATCH_EVENTS", default_value_t = 100_000)]
+    pub max_batch_events: usize,
+    /// The most events waiting for a commit; beyond it requests get 429.
+    #[arg(long, env = "KHO_MAX_QUEUED_EVENTS", default_value_t = 1_000_000)]
+    pub max_queued_events: usize,
+    /// Compact a stream after this many commits (0: never automatically).
+    #[arg(long, env = "KHO_COMPACT_EVERY", default_value_t = 100)]
+    pub compact_every: u64,
+    /// How long an Idempotency-Key is remembered, in hours.
+    #[arg(long, env = "KHO_IDEMPOTENCY_HOURS", default_value_t = 168)]
+    pub idempotency_hours: u64,
+}
+
+impl IngestArgs {
+    pub fn config(&self) -> IngestConfig {
+        IngestConfig {
+            commit_window: Duration::from_millis(self.commit_window_ms),
+            max_batch_events: self.max_batch_events,
+            max_queued_events: self.max_queued_events.max(self.max_batch_events),
+            max_commit_events: self.max_queued_events.max(self.max_batch_events),
+            compact_every: self.compact_every,
+            writer: WriterConfig {
+                idempotency_window: Duration::from_secs(self.idempotency_hours * 3600),
+            },
+        }
+    }
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct MaintainArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// Only these streams (default: every stream and the governance log).
+    #[arg(long = "stream")]
+    pub streams: Vec<String>,
+    /// Also delete files no version within the retention needs.
+    #[arg(long)]
+    pub vacuum: bool,
+    /// Vacuum retention in hours: versions committed within it stay readable (minimum 1).
+    #[arg(long, default_value_t = 168)]
+    pub retain_hours: u64,
+    /// Skip compaction.
+    #[arg(long)]
+    pub no_compact: bool,
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,deltalake=warn,deltalake_core=warn,buoyant_kernel=warn,datafusion=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("kho: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => run_serve(args).await,
+            Command::Maintain(args) => run_maintain(args).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kho: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
+    kho_store::deltalake::aws::register_handlers(None);
+    let store = Store::open_with_pack(&args.store.store).await?;
+    let admin_token = match args.admin_token {
+        Some(t) => t,
+        None => {
+            let mut bytes = [0u8; 24];
+            rand::rng().fill_bytes(&mut bytes);
+            let t = hex::encode(bytes);
+            eprintln!("KHO_ADMIN_TOKEN is not set; this run's admin token is {t}");
+            t
+        }
+    };
+    let config = ServerConfig {
+        body_limit: args.ingest.body_limit,
+        governance_refresh: Duration::from_secs(5),
+        maintain_every: Duration::from_secs(args.maintain_every_secs),
+    };
+    let state = AppState::open(store, &admin_token, args.ingest.config(), config).await?;
+    serve(state, args.listen).await
+}
+
+async fn run_maintain(args: MaintainArgs) -> anyhow::Result<()> {
+    kho_store::deltalake::aws::register_handlers(None);
+    let store = Store::open_with_pack(&args.store.store).await?;
+    let keys: Vec<String> = if args.streams.is_empty() {
+        store
+            .streams()
+            .iter()
+            .map(|d| stream_key(&d.name))
+            .chain([kho_catalog::governance::GOVERNANCE_KEY.to_owned()])
+            .collect()
+    } else {
+        for s in &args.streams {
+            store.stream(s)?;
+        }
+        args.streams.iter().map(|s| stream_key(s)).collect()
+    };
+    let opts = MaintenanceOptions {
+        compact: !args.no_compact,
+        checkpoint: true,
+        vacuum: args.vacuum,
+        retention: Duration::from_secs(args.retain_hours * 3600),
+        ..MaintenanceOptions::default()
+    };
+    println!(
+        "{:<28} {:>8} {:>8} {:>6} {:>6} {:>10} {:>9}",
+        "table", "version", "→", "files", "→", "compacted", "vacuumed"
+    );
+    for key in keys {
+        let r = maintain_table(&store, &key, &opts).await?;
+        println!(
+            "{:<28} {:>8} {:>8} {:>6} {:>6} {:>10} {:>9}",
+            r.table, r.version_before, r.version_after, r.files_before, r.files_after, r.files_compacted, r.files_vacuumed
+        );
+    }
+    Ok(())
+}

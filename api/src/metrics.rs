@@ -1,0 +1,105 @@
+//! Prometheus metrics: request latency by route, rejected batches by reason, and the
+//! ingest counters.
+
+use std::sync::Mutex;
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+use crate::server::AppState;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RouteLabels {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RejectLabels {
+    pub stream: String,
+    pub reason: String,
+}
+
+pub struct Metrics {
+    registry: Mutex<Registry>,
+    requests: Family<RouteLabels, Histogram>,
+    rejected: Family<RejectLabels, Counter>,
+}
+
+impl std::fmt::Debug for Metrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Metrics")
+    }
+}
+
+impl Metrics {
+    pub fn new(ingest: &kho_ingest::IngestMetrics) -> Self {
+        let mut registry = Registry::default();
+        let requests = Family::<RouteLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 16))
+        });
+        let rejected = Family::<RejectLabels, Counter>::default();
+        registry.register(
+            "kho_http_request_duration_seconds",
+            "HTTP request latency by route",
+            requests.clone(),
+        );
+        registry.register(
+            "kho_rejected_batches",
+            "Append requests refused, by stream and reason",
+            rejected.clone(),
+        );
+        ingest.register(&mut registry);
+        Self {
+            registry: Mutex::new(registry),
+            requests,
+            rejected,
+        }
+    }
+
+    pub fn rejected(&self, stream: &str, reason: &str) {
+        self.rejected
+            .get_or_create(&RejectLabels {
+                stream: stream.to_owned(),
+                reason: reason.to_owned(),
+            })
+            .inc();
+    }
+
+    /// The text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        let registry = self.registry.lock().expect("poisoned");
+        prometheus_client::encoding::text::encode(&mut out, &registry).expect("writing to a String");
+        out
+    }
+}
+
+/// Records the latency of every request under its matched route (not the raw path).
+pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let method = req.method().to_string();
+    let started = Instant::now();
+    let resp = next.run(req).await;
+    state
+        .metrics
+        .requests
+        .get_or_create(&RouteLabels {
+            method,
+            route,
+            status: resp.status().as_u16(),
+        })
+        .observe(started.elapsed().as_secs_f64());
+    resp
+}

@@ -1,0 +1,178 @@
+//! `/v1/streams`: what streams exist, and appending events to them.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use kho_catalog::Role;
+use kho_ingest::AppendRequest;
+use kho_store::{StreamDef, TableStats};
+use serde::Serialize;
+
+use crate::auth::Caller;
+use crate::error::{ApiError, ApiResult};
+use crate::server::AppState;
+
+#[derive(Serialize)]
+pub struct StreamSummary {
+    name: String,
+    owner: String,
+    description: String,
+    schema_version: u32,
+    #[serde(flatten)]
+    stats: TableStats,
+}
+
+#[derive(Serialize)]
+struct StreamDetail<'a> {
+    #[serde(flatten)]
+    def: &'a StreamDef,
+    envelope: Vec<EnvelopeColumn>,
+    stats: TableStats,
+}
+
+#[derive(Serialize)]
+struct EnvelopeColumn {
+    name: &'static str,
+    #[serde(rename = "type")]
+    ty: &'static str,
+    set_by: &'static str,
+}
+
+/// `GET /v1/streams`: every stream with its version, row count and last commit.
+pub async fn list(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Vec<StreamSummary>>> {
+    let mut out = Vec::new();
+    for def in state.store.streams() {
+        let stats = state.store.stream_stats(&def.name).await?;
+        out.push(StreamSummary {
+            name: def.name.clone(),
+            owner: def.owner.clone(),
+            description: def.description.clone(),
+            schema_version: def.schema_version,
+            stats,
+        });
+    }
+    Ok(Json(out))
+}
+
+/// `GET /v1/streams/{stream}`: the schema, its version and rules, and the table's state.
+pub async fn get(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Path(stream): Path<String>,
+) -> ApiResult<Response> {
+    let def = state
+        .store
+        .stream(&stream)
+        .map_err(|_| ApiError::NotFound(format!("unknown stream {stream}")))?;
+    let stats = state.store.stream_stats(&stream).await?;
+    let envelope = kho_store::schema::ENVELOPE
+        .iter()
+        .map(|(name, ty, server)| EnvelopeColumn {
+            name,
+            ty: ty.name(),
+            set_by: if *server {
+                "server"
+            } else if *name == kho_store::schema::EVENT_ID {
+                "client, or the server (UUIDv7) when absent"
+            } else {
+                "client"
+            },
+        })
+        .collect();
+    Ok(Json(StreamDetail {
+        def: &def,
+        envelope,
+        stats,
+    })
+    .into_response())
+}
+
+/// `POST /v1/streams/{stream}/events`: appends a batch; answers once it is durable.
+pub async fn append(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(stream): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match append_inner(&state, &caller, &stream, &headers, body).await {
+        Ok(resp) => resp,
+        Err(e) => {
+            state.metrics.rejected(&stream, e.code());
+            e.into_response()
+        }
+    }
+}
+
+async fn append_inner(
+    state: &AppState,
+    caller: &Caller,
+    stream: &str,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult<Response> {
+    let principal = caller.require(&[Role::Sector], "appending events")?;
+    let def = state
+        .store
+        .stream(stream)
+        .map_err(|_| ApiError::NotFound(format!("unknown stream {stream}")))?;
+    if principal.sector.as_deref() != Some(def.owner.as_str()) {
+        return Err(ApiError::Forbidden(format!(
+            "stream {stream} belongs to sector {}; this token is for sector {}",
+            def.owner,
+            principal.sector.as_deref().unwrap_or("none")
+        )));
+    }
+    let limit = state.config.body_limit;
+    let too_large = || ApiError::PayloadTooLarge(format!("the body exceeds the limit of {limit} bytes"));
+    if let Some(len) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        && len > limit
+    {
+        return Err(too_large());
+    }
+    let content_type = headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("invalid"));
+    // Refuse an unsupported type before reading the body.
+    kho_ingest::Format::from_content_type(content_type).map_err(ApiError::UnsupportedMediaType)?;
+    let idempotency_key = headers
+        .get("idempotency-key")
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| ApiError::BadRequest("invalid Idempotency-Key: must be printable ASCII".into()))
+        })
+        .transpose()?;
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(e) => {
+            let is_limit = std::error::Error::source(&e)
+                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
+            return Err(if is_limit {
+                too_large()
+            } else {
+                ApiError::BadRequest(format!("could not read the body: {e}"))
+            });
+        }
+    };
+    let source = principal.source();
+    let appended = state
+        .ingest
+        .append(AppendRequest {
+            stream,
+            content_type,
+            body: bytes,
+            principal_id: &principal.id,
+            source: &source,
+            idempotency_key,
+        })
+        .await?;
+    let mut resp = (StatusCode::CREATED, Json(&appended)).into_response();
+    if appended.replayed {
+        resp.headers_mut()
+            .insert("idempotent-replayed", HeaderValue::from_static("true"));
+    }
+    Ok(resp)
+}

@@ -1,0 +1,139 @@
+//! The server: state, router, background work, graceful shutdown.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::{delete, get, post};
+use kho_catalog::Governance;
+use kho_ingest::{Ingest, IngestConfig, IngestMetrics};
+use kho_store::{MaintenanceOptions, Store, maintain_table, stream_key};
+use tokio::net::TcpListener;
+use tower_http::trace::TraceLayer;
+
+use crate::metrics::Metrics;
+use crate::routes;
+
+/// Settings of the HTTP layer.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub body_limit: usize,
+    /// How often the governance log is re-read for other processes' changes.
+    pub governance_refresh: Duration,
+    /// How often every stream is compacted and checkpointed (zero: never on schedule).
+    pub maintain_every: Duration,
+}
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    pub store: Arc<Store>,
+    pub ingest: Arc<Ingest>,
+    pub governance: Arc<Governance>,
+    pub metrics: Arc<Metrics>,
+    pub config: Arc<ServerConfig>,
+}
+
+impl AppState {
+    /// Opens everything a server needs on `store`.
+    pub async fn open(
+        store: Arc<Store>,
+        admin_token: &str,
+        ingest: IngestConfig,
+        config: ServerConfig,
+    ) -> anyhow::Result<Self> {
+        let governance = Governance::open(store.clone(), admin_token).await?;
+        let ingest_metrics = IngestMetrics::default();
+        let metrics = Arc::new(Metrics::new(&ingest_metrics));
+        let ingest = Ingest::new(store.clone(), ingest, ingest_metrics);
+        Ok(Self {
+            store,
+            ingest,
+            governance,
+            metrics,
+            config: Arc::new(config),
+        })
+    }
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(routes::health::healthz))
+        .route("/metrics", get(routes::health::metrics))
+        .route("/v1/admin/tokens", post(routes::admin::issue).get(routes::admin::list))
+        .route("/v1/admin/tokens/{id}", delete(routes::admin::revoke))
+        .route("/v1/streams", get(routes::streams::list))
+        .route("/v1/streams/{stream}", get(routes::streams::get))
+        .route("/v1/streams/{stream}/events", post(routes::streams::append))
+        .fallback(|| async { crate::error::ApiError::NotFound("no such route".into()) })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serves until Ctrl-C or SIGTERM. Prints the bound address on stdout first.
+pub async fn serve(state: AppState, listen: SocketAddr) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    spawn_background(&state);
+    println!("kho listening on http://{addr}");
+    tracing::info!(%addr, store = %state.store.location().root(), "serving");
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await?;
+    Ok(())
+}
+
+fn spawn_background(state: &AppState) {
+    let gov = state.governance.clone();
+    let every = state.config.governance_refresh;
+    if !every.is_zero() {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if let Err(e) = gov.refresh().await {
+                    tracing::warn!(error = %e, "could not re-read the governance log");
+                }
+            }
+        });
+    }
+    let store = state.store.clone();
+    let every = state.config.maintain_every;
+    if !every.is_zero() {
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await; // not at start
+            loop {
+                tick.tick().await;
+                for def in store.streams() {
+                    let key = stream_key(&def.name);
+                    match maintain_table(&store, &key, &MaintenanceOptions::default()).await {
+                        Ok(r) => tracing::info!(stream = %def.name, files_before = r.files_before, files_after = r.files_after, "scheduled maintenance"),
+                        Err(e) => tracing::warn!(stream = %def.name, error = %e, "scheduled maintenance failed"),
+                    }
+                }
+            }
+        });
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            s.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
