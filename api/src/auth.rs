@@ -16,19 +16,22 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let header = parts
-            .headers
-            .get(AUTHORIZATION)
-            .ok_or_else(|| ApiError::Unauthenticated("missing Authorization: Bearer <token>".into()))?;
-        let value = header
-            .to_str()
-            .map_err(|_| ApiError::Unauthenticated("the Authorization header is not ASCII".into()))?;
+        let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
+            ApiError::Unauthenticated("missing Authorization: Bearer <token>".into())
+        })?;
+        let value = header.to_str().map_err(|_| {
+            ApiError::Unauthenticated("the Authorization header is not ASCII".into())
+        })?;
         let token = value
             .strip_prefix("Bearer ")
             .or_else(|| value.strip_prefix("bearer "))
             .map(str::trim)
             .filter(|t| !t.is_empty())
-            .ok_or_else(|| ApiError::Unauthenticated("the Authorization header must read Bearer <token>".into()))?;
+            .ok_or_else(|| {
+                ApiError::Unauthenticated(
+                    "the Authorization header must read Bearer <token>".into(),
+                )
+            })?;
         let principal = state.governance.authenticate(token).await?;
         Ok(Caller(principal))
     }

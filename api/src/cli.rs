@@ -12,7 +12,11 @@ use rand::RngCore;
 use crate::server::{AppState, ServerConfig, serve};
 
 #[derive(Debug, Parser)]
-#[command(name = "kho", version, about = "kho: the province's shared event store, views and open-data catalog")]
+#[command(
+    name = "kho",
+    version,
+    about = "kho: the province's shared event store, views and open-data catalog"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -110,12 +114,16 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,deltalake=warn,deltalake_core=warn,buoyant_kernel=warn,datafusion=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                "info,deltalake=warn,deltalake_core=warn,buoyant_kernel=warn,datafusion=warn".into()
+            }),
         )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("kho: cannot start the runtime: {e}");
@@ -190,7 +198,13 @@ async fn run_maintain(args: MaintainArgs) -> anyhow::Result<()> {
         let r = maintain_table(&store, &key, &opts).await?;
         println!(
             "{:<28} {:>8} {:>8} {:>6} {:>6} {:>10} {:>9}",
-            r.table, r.version_before, r.version_after, r.files_before, r.files_after, r.files_compacted, r.files_vacuumed
+            r.table,
+            r.version_before,
+            r.version_after,
+            r.files_before,
+            r.files_after,
+            r.files_compacted,
+            r.files_vacuumed
         );
     }
     Ok(())

@@ -28,7 +28,10 @@ pub enum ApiError {
     #[error("{0}")]
     UnsupportedMediaType(String),
     #[error("{message}")]
-    TooManyRequests { message: String, retry_after_secs: u64 },
+    TooManyRequests {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("{0}")]
     Unprocessable(String),
     #[error("{0}")]
@@ -78,7 +81,10 @@ impl IntoResponse for ApiError {
         let (message, details) = match &self {
             Self::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
-                ("internal error; the cause is in the server log".to_owned(), Value::Null)
+                (
+                    "internal error; the cause is in the server log".to_owned(),
+                    Value::Null,
+                )
             }
             Self::Unavailable(cause) => {
                 tracing::warn!(%cause, "unavailable");
@@ -93,7 +99,9 @@ impl IntoResponse for ApiError {
         }
         let mut resp = (status, Json(body)).into_response();
         match &self {
-            Self::TooManyRequests { retry_after_secs, .. } => {
+            Self::TooManyRequests {
+                retry_after_secs, ..
+            } => {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
@@ -141,11 +149,13 @@ impl From<CatalogError> for ApiError {
     fn from(e: CatalogError) -> Self {
         let msg = e.to_string();
         match e {
-            CatalogError::Unauthenticated(_) | CatalogError::Revoked(_) => Self::Unauthenticated(msg),
+            CatalogError::Unauthenticated(_) | CatalogError::Revoked(_) => {
+                Self::Unauthenticated(msg)
+            }
             CatalogError::Forbidden(_) => Self::Forbidden(msg),
             CatalogError::Invalid(_) => Self::BadRequest(msg),
             CatalogError::NoSuchToken(_) => Self::NotFound(msg),
-            CatalogError::Store(s) => s.into(),
+            CatalogError::Store(s) => (*s).into(),
         }
     }
 }

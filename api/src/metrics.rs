@@ -78,7 +78,8 @@ impl Metrics {
     pub fn encode(&self) -> String {
         let mut out = String::new();
         let registry = self.registry.lock().expect("poisoned");
-        prometheus_client::encoding::text::encode(&mut out, &registry).expect("writing to a String");
+        prometheus_client::encoding::text::encode(&mut out, &registry)
+            .expect("writing to a String");
         out
     }
 }

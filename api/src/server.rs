@@ -61,13 +61,19 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(routes::health::healthz))
         .route("/metrics", get(routes::health::metrics))
-        .route("/v1/admin/tokens", post(routes::admin::issue).get(routes::admin::list))
+        .route(
+            "/v1/admin/tokens",
+            post(routes::admin::issue).get(routes::admin::list),
+        )
         .route("/v1/admin/tokens/{id}", delete(routes::admin::revoke))
         .route("/v1/streams", get(routes::streams::list))
         .route("/v1/streams/{stream}", get(routes::streams::get))
         .route("/v1/streams/{stream}/events", post(routes::streams::append))
         .fallback(|| async { crate::error::ApiError::NotFound("no such route".into()) })
-        .layer(axum::middleware::from_fn_with_state(state.clone(), crate::metrics::track))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::metrics::track,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
 }
@@ -110,8 +116,12 @@ fn spawn_background(state: &AppState) {
                 for def in store.streams() {
                     let key = stream_key(&def.name);
                     match maintain_table(&store, &key, &MaintenanceOptions::default()).await {
-                        Ok(r) => tracing::info!(stream = %def.name, files_before = r.files_before, files_after = r.files_after, "scheduled maintenance"),
-                        Err(e) => tracing::warn!(stream = %def.name, error = %e, "scheduled maintenance failed"),
+                        Ok(r) => {
+                            tracing::info!(stream = %def.name, files_before = r.files_before, files_after = r.files_after, "scheduled maintenance")
+                        }
+                        Err(e) => {
+                            tracing::warn!(stream = %def.name, error = %e, "scheduled maintenance failed")
+                        }
                     }
                 }
             }
@@ -125,7 +135,8 @@ async fn shutdown_signal() {
     };
     #[cfg(unix)]
     let term = async {
-        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
             s.recv().await;
         }
     };

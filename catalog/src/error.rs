@@ -17,7 +17,13 @@ pub enum CatalogError {
     NoSuchToken(String),
 
     #[error(transparent)]
-    Store(#[from] kho_store::Error),
+    Store(Box<kho_store::Error>),
+}
+
+impl From<kho_store::Error> for CatalogError {
+    fn from(e: kho_store::Error) -> Self {
+        Self::Store(Box::new(e))
+    }
 }
 
 pub type Result<T, E = CatalogError> = std::result::Result<T, E>;

@@ -47,9 +47,13 @@ impl State {
             "token_issued" => {
                 let t: TokenIssued = parse(e)?;
                 let mut hash = [0u8; 32];
-                hex::decode_to_slice(&t.secret_sha256, &mut hash)
-                    .map_err(|_| CatalogError::Invalid(format!("bad hash in governance entry {}", e.event_id)))?;
-                let revoked = self.tokens.get(&t.id).and_then(|old| old.info.revoked_at.zip(old.info.revoked_by.clone()));
+                hex::decode_to_slice(&t.secret_sha256, &mut hash).map_err(|_| {
+                    CatalogError::Invalid(format!("bad hash in governance entry {}", e.event_id))
+                })?;
+                let revoked = self
+                    .tokens
+                    .get(&t.id)
+                    .and_then(|old| old.info.revoked_at.zip(old.info.revoked_by.clone()));
                 self.tokens.insert(
                     t.id.clone(),
                     StoredToken {
@@ -70,19 +74,22 @@ impl State {
             "token_revoked" => {
                 let r: TokenRevoked = parse(e)?;
                 // Revocation wins whatever order the entries are read in.
-                let entry = self.tokens.entry(r.id.clone()).or_insert_with(|| StoredToken {
-                    info: TokenInfo {
-                        id: r.id.clone(),
-                        role: Role::Consumer,
-                        sector: None,
-                        name: String::new(),
-                        created_at: e.recorded_at,
-                        created_by: String::new(),
-                        revoked_at: None,
-                        revoked_by: None,
-                    },
-                    secret_sha256: [0; 32],
-                });
+                let entry = self
+                    .tokens
+                    .entry(r.id.clone())
+                    .or_insert_with(|| StoredToken {
+                        info: TokenInfo {
+                            id: r.id.clone(),
+                            role: Role::Consumer,
+                            sector: None,
+                            name: String::new(),
+                            created_at: e.recorded_at,
+                            created_by: String::new(),
+                            revoked_at: None,
+                            revoked_by: None,
+                        },
+                        secret_sha256: [0; 32],
+                    });
                 if entry.info.revoked_at.is_none() {
                     entry.info.revoked_at = Some(e.recorded_at);
                     entry.info.revoked_by = Some(e.actor.clone());
@@ -96,7 +103,10 @@ impl State {
 
 fn parse<T: for<'de> Deserialize<'de>>(e: &LogEntry) -> Result<T> {
     serde_json::from_value(e.payload.clone()).map_err(|err| {
-        CatalogError::Invalid(format!("governance entry {} ({}): {err}", e.event_id, e.event_type))
+        CatalogError::Invalid(format!(
+            "governance entry {} ({}): {err}",
+            e.event_id, e.event_type
+        ))
     })
 }
 
@@ -197,12 +207,15 @@ impl Governance {
         require_admin(by)?;
         let name = req.name.trim().to_owned();
         if name.is_empty() || name.len() > 100 {
-            return Err(CatalogError::Invalid("name must be 1 to 100 characters".into()));
+            return Err(CatalogError::Invalid(
+                "name must be 1 to 100 characters".into(),
+            ));
         }
         match (req.role, &req.sector) {
             (Role::Admin, _) => {
                 return Err(CatalogError::Invalid(
-                    "admin tokens are not issued: the admin token comes from KHO_ADMIN_TOKEN".into(),
+                    "admin tokens are not issued: the admin token comes from KHO_ADMIN_TOKEN"
+                        .into(),
                 ));
             }
             (Role::Sector, None) => {
@@ -239,24 +252,30 @@ impl Governance {
             .expect("plain data"),
         );
         self.append(&entry).await?;
-        let info = self.token(&id).ok_or_else(|| CatalogError::NoSuchToken(id.clone()))?;
+        let info = self
+            .token(&id)
+            .ok_or_else(|| CatalogError::NoSuchToken(id.clone()))?;
         Ok(IssuedToken { info, token })
     }
 
     /// Revokes a token at once (admin only).
-    pub async fn revoke(&self, by: &Principal, id: &str, reason: Option<String>) -> Result<TokenInfo> {
+    pub async fn revoke(
+        &self,
+        by: &Principal,
+        id: &str,
+        reason: Option<String>,
+    ) -> Result<TokenInfo> {
         require_admin(by)?;
-        let existing = self.token(id).ok_or_else(|| CatalogError::NoSuchToken(id.to_owned()))?;
+        let existing = self
+            .token(id)
+            .ok_or_else(|| CatalogError::NoSuchToken(id.to_owned()))?;
         if existing.revoked_at.is_some() {
             return Ok(existing);
         }
-        let entry = LogEntry::new(
-            "token_revoked",
-            &by.id,
-            json!({"id": id, "reason": reason}),
-        );
+        let entry = LogEntry::new("token_revoked", &by.id, json!({"id": id, "reason": reason}));
         self.append(&entry).await?;
-        self.token(id).ok_or_else(|| CatalogError::NoSuchToken(id.to_owned()))
+        self.token(id)
+            .ok_or_else(|| CatalogError::NoSuchToken(id.to_owned()))
     }
 
     async fn append(&self, entry: &LogEntry) -> Result<()> {
@@ -292,14 +311,15 @@ impl Governance {
         out.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         out
     }
-
 }
 
 fn require_admin(p: &Principal) -> Result<()> {
     if p.role == Role::Admin {
         Ok(())
     } else {
-        Err(CatalogError::Forbidden("only the admin manages tokens".into()))
+        Err(CatalogError::Forbidden(
+            "only the admin manages tokens".into(),
+        ))
     }
 }
 
@@ -325,39 +345,87 @@ mod tests {
         let admin = gov.authenticate(ADMIN).await.unwrap();
         assert_eq!(admin.role, Role::Admin);
 
-        let fin = gov.issue(&admin, new(Role::Sector, Some("finance"), "treasury")).await.unwrap();
+        let fin = gov
+            .issue(&admin, new(Role::Sector, Some("finance"), "treasury"))
+            .await
+            .unwrap();
         let who = gov.authenticate(&fin.token).await.unwrap();
-        assert_eq!((who.role, who.sector.as_deref()), (Role::Sector, Some("finance")));
+        assert_eq!(
+            (who.role, who.sector.as_deref()),
+            (Role::Sector, Some("finance"))
+        );
         assert_eq!(who.source(), "finance:treasury");
 
         // A sector principal cannot issue; bad requests are refused with reasons.
-        assert!(matches!(gov.issue(&who, new(Role::Center, None, "x")).await, Err(CatalogError::Forbidden(_))));
-        let err = gov.issue(&admin, new(Role::Sector, Some("police"), "x")).await.unwrap_err();
+        assert!(matches!(
+            gov.issue(&who, new(Role::Center, None, "x")).await,
+            Err(CatalogError::Forbidden(_))
+        ));
+        let err = gov
+            .issue(&admin, new(Role::Sector, Some("police"), "x"))
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("unknown sector police"), "{err}");
-        let err = gov.issue(&admin, new(Role::Sector, None, "x")).await.unwrap_err();
+        let err = gov
+            .issue(&admin, new(Role::Sector, None, "x"))
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("needs a sector"), "{err}");
-        let err = gov.issue(&admin, new(Role::Center, Some("finance"), "x")).await.unwrap_err();
+        let err = gov
+            .issue(&admin, new(Role::Center, Some("finance"), "x"))
+            .await
+            .unwrap_err();
         assert!(err.to_string().contains("only sector tokens"), "{err}");
 
         // A wrong secret for a real id, and a mangled token, are both unknown.
-        let forged = format!("{}{}", &fin.token[..fin.token.len() - 1], if fin.token.ends_with('0') { '1' } else { '0' });
-        assert!(matches!(gov.authenticate(&forged).await, Err(CatalogError::Unauthenticated(_))));
-        assert!(matches!(gov.authenticate("Bearer nonsense").await, Err(CatalogError::Unauthenticated(_))));
+        let forged = format!(
+            "{}{}",
+            &fin.token[..fin.token.len() - 1],
+            if fin.token.ends_with('0') { '1' } else { '0' }
+        );
+        assert!(matches!(
+            gov.authenticate(&forged).await,
+            Err(CatalogError::Unauthenticated(_))
+        ));
+        assert!(matches!(
+            gov.authenticate("Bearer nonsense").await,
+            Err(CatalogError::Unauthenticated(_))
+        ));
 
-        gov.revoke(&admin, &fin.info.id, Some("leaked".into())).await.unwrap();
-        assert!(matches!(gov.authenticate(&fin.token).await, Err(CatalogError::Revoked(_))));
+        gov.revoke(&admin, &fin.info.id, Some("leaked".into()))
+            .await
+            .unwrap();
+        assert!(matches!(
+            gov.authenticate(&fin.token).await,
+            Err(CatalogError::Revoked(_))
+        ));
 
         // Another process replays the log: same tokens, same revocation.
-        let center = gov.issue(&admin, new(Role::Center, None, "ioc")).await.unwrap();
+        let center = gov
+            .issue(&admin, new(Role::Center, None, "ioc"))
+            .await
+            .unwrap();
         let other = Governance::open(Store::open(dir.path().to_str().unwrap()).unwrap(), ADMIN)
             .await
             .unwrap();
-        assert!(matches!(other.authenticate(&fin.token).await, Err(CatalogError::Revoked(_))));
-        assert_eq!(other.authenticate(&center.token).await.unwrap().role, Role::Center);
+        assert!(matches!(
+            other.authenticate(&fin.token).await,
+            Err(CatalogError::Revoked(_))
+        ));
+        assert_eq!(
+            other.authenticate(&center.token).await.unwrap().role,
+            Role::Center
+        );
         assert_eq!(other.tokens(), gov.tokens());
 
         // A token issued by the other process is found here on a miss.
-        let late = other.issue(&admin, new(Role::Steward, None, "steward")).await.unwrap();
-        assert_eq!(gov.authenticate(&late.token).await.unwrap().role, Role::Steward);
+        let late = other
+            .issue(&admin, new(Role::Steward, None, "steward"))
+            .await
+            .unwrap();
+        assert_eq!(
+            gov.authenticate(&late.token).await.unwrap().role,
+            Role::Steward
+        );
     }
 }

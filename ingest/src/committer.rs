@@ -46,7 +46,10 @@ pub(crate) async fn run(
             let next = if config.window.is_zero() {
                 rx.try_recv().ok()
             } else {
-                tokio::time::timeout_at(deadline, rx.recv()).await.ok().flatten()
+                tokio::time::timeout_at(deadline, rx.recv())
+                    .await
+                    .ok()
+                    .flatten()
             };
             let Some(job) = next else { break };
             events += job.submission.batch.num_rows();
@@ -84,7 +87,10 @@ pub(crate) async fn run(
                     let _ = job.reply.send(Ok(outcome));
                     drop(job.permit);
                 }
-                if written > 0 && config.compact_every > 0 && commits % config.compact_every == 0 {
+                if written > 0
+                    && config.compact_every > 0
+                    && commits.is_multiple_of(config.compact_every)
+                {
                     spawn_compaction(store.clone(), stream.clone(), compacting.clone());
                 }
             }
@@ -112,8 +118,12 @@ fn spawn_compaction(store: Arc<Store>, stream: String, lock: Arc<Mutex<()>>) {
             ..MaintenanceOptions::default()
         };
         match kho_store::maintain_table(&store, &kho_store::stream_key(&stream), &opts).await {
-            Ok(r) => tracing::info!(%stream, files_before = r.files_before, files_after = r.files_after, version = r.version_after, "compacted"),
-            Err(e) => tracing::warn!(%stream, error = %e, "compaction failed; will try again later"),
+            Ok(r) => {
+                tracing::info!(%stream, files_before = r.files_before, files_after = r.files_after, version = r.version_after, "compacted")
+            }
+            Err(e) => {
+                tracing::warn!(%stream, error = %e, "compaction failed; will try again later")
+            }
         }
     });
 }

@@ -25,7 +25,10 @@ pub enum IngestError {
     TooManyEvents { max: usize },
 
     #[error("the ingest queue is full ({queued} events waiting); retry after {retry_after_secs}s")]
-    QueueFull { queued: usize, retry_after_secs: u64 },
+    QueueFull {
+        queued: usize,
+        retry_after_secs: u64,
+    },
 
     #[error("invalid Idempotency-Key: {0}")]
     BadIdempotencyKey(String),

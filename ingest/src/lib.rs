@@ -100,7 +100,9 @@ pub struct Ingest {
 
 impl std::fmt::Debug for Ingest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Ingest").field("config", &self.config).finish()
+        f.debug_struct("Ingest")
+            .field("config", &self.config)
+            .finish()
     }
 }
 
@@ -148,18 +150,19 @@ impl Ingest {
         let body = req.body.clone();
         let source = req.source.to_owned();
         let def2 = def.clone();
-        let batch = tokio::task::spawn_blocking(move || decode::decode(&def2, format, &body, &source, max))
-            .await
-            .map_err(|_| IngestError::ShuttingDown)?
-            .map_err(|r| match r {
-                Rejection::Invalid { errors, total } => IngestError::Invalid {
-                    stream: def.name.clone(),
-                    errors,
-                    total,
-                },
-                Rejection::Empty => IngestError::Empty,
-                Rejection::TooManyEvents { max } => IngestError::TooManyEvents { max },
-            })?;
+        let batch =
+            tokio::task::spawn_blocking(move || decode::decode(&def2, format, &body, &source, max))
+                .await
+                .map_err(|_| IngestError::ShuttingDown)?
+                .map_err(|r| match r {
+                    Rejection::Invalid { errors, total } => IngestError::Invalid {
+                        stream: def.name.clone(),
+                        errors,
+                        total,
+                    },
+                    Rejection::Empty => IngestError::Empty,
+                    Rejection::TooManyEvents { max } => IngestError::TooManyEvents { max },
+                })?;
 
         let rows = u32::try_from(batch.num_rows()).unwrap_or(u32::MAX);
         let permit = self

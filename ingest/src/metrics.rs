@@ -65,6 +65,8 @@ impl IngestMetrics {
         };
         self.events.get_or_create(&l).inc_by(events);
         self.commits.get_or_create(&l).inc();
-        self.commit_seconds.get_or_create(&l).observe(took.as_secs_f64());
+        self.commit_seconds
+            .get_or_create(&l)
+            .observe(took.as_secs_f64());
     }
 }

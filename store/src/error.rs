@@ -36,7 +36,9 @@ pub enum Error {
     #[error("stream {stream} has no version at or before {timestamp}")]
     NoVersionAtTime { stream: String, timestamp: String },
 
-    #[error("stream {stream}: could not commit after {attempts} attempts against concurrent writers")]
+    #[error(
+        "stream {stream}: could not commit after {attempts} attempts against concurrent writers"
+    )]
     CommitContention { stream: String, attempts: u32 },
 
     #[error("{what}: {source}")]

@@ -171,7 +171,10 @@ pub(crate) async fn read_columns(
         .map(|(i, _)| i)
         .collect();
     let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
-    let stream = builder.with_projection(mask).with_batch_size(64 * 1024).build()?;
+    let stream = builder
+        .with_projection(mask)
+        .with_batch_size(64 * 1024)
+        .build()?;
     let batches: Vec<RecordBatch> = stream.try_collect().await?;
     batches.iter().map(plain_strings).collect()
 }
@@ -192,7 +195,10 @@ fn plain_strings(batch: &RecordBatch) -> Result<RecordBatch> {
             fields.push(f.as_ref().clone());
         }
     }
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)?)
+    Ok(RecordBatch::try_new(
+        Arc::new(Schema::new(fields)),
+        columns,
+    )?)
 }
 
 /// The parts of a commit file a writer needs.

@@ -21,7 +21,9 @@ pub struct Location {
 
 impl std::fmt::Debug for Location {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Location").field("root", &self.root.as_str()).finish()
+        f.debug_struct("Location")
+            .field("root", &self.root.as_str())
+            .finish()
     }
 }
 
@@ -94,11 +96,9 @@ impl Location {
 
     /// The URL of a table under the root, e.g. `streams/finance.budget`.
     pub fn table_url(&self, key: &str) -> Url {
-        let joined = self
-            .root
+        self.root
             .join(&format!("{}/", key.trim_matches('/')))
-            .expect("table keys are relative paths");
-        joined
+            .expect("table keys are relative paths")
     }
 
     /// A builder for the table at `key`, wired to this location's object store.
@@ -174,7 +174,12 @@ mod tests {
 
     #[test]
     fn refuses_unknown_schemes_and_bucketless_s3() {
-        assert!(Location::parse("gs://b").unwrap_err().to_string().contains("unsupported scheme"));
+        assert!(
+            Location::parse("gs://b")
+                .unwrap_err()
+                .to_string()
+                .contains("unsupported scheme")
+        );
         assert!(Location::parse("s3:///p").is_err());
         assert!(Location::parse("").is_err());
     }

@@ -82,8 +82,13 @@ pub async fn maintain_table(
         report.files_compacted = metrics.num_files_removed;
     }
     if opts.checkpoint {
-        table.update_incremental(None).await.map_err(Error::delta(key))?;
-        create_checkpoint(&table, None).await.map_err(Error::delta(key))?;
+        table
+            .update_incremental(None)
+            .await
+            .map_err(Error::delta(key))?;
+        create_checkpoint(&table, None)
+            .await
+            .map_err(Error::delta(key))?;
         report.checkpoint_version = table.version();
     }
     if opts.vacuum {
@@ -109,7 +114,10 @@ pub async fn maintain_table(
         table = t;
         report.files_vacuumed = metrics.files_deleted.len();
     }
-    table.update_incremental(None).await.map_err(Error::delta(key))?;
+    table
+        .update_incremental(None)
+        .await
+        .map_err(Error::delta(key))?;
     let after = crate::store::table_stats(&table)?;
     report.version_after = after.version;
     report.files_after = after.file_count;

@@ -144,7 +144,12 @@ impl ColumnDef {
     }
 
     pub fn one_of_str(mut self, values: &[&str]) -> Self {
-        self.allowed = Some(values.iter().map(|v| Literal::Str((*v).to_owned())).collect());
+        self.allowed = Some(
+            values
+                .iter()
+                .map(|v| Literal::Str((*v).to_owned()))
+                .collect(),
+        );
         self
     }
 
@@ -188,12 +193,16 @@ impl EventTypeDef {
     }
 
     pub fn fixing(mut self, column: &str, value: &str) -> Self {
-        self.fixed.push((column.to_owned(), Literal::Str(value.to_owned())));
+        self.fixed
+            .push((column.to_owned(), Literal::Str(value.to_owned())));
         self
     }
 
     pub fn uses(&self, column: &str) -> bool {
-        self.required.iter().chain(&self.optional).any(|c| c == column)
+        self.required
+            .iter()
+            .chain(&self.optional)
+            .any(|c| c == column)
     }
 }
 
@@ -284,7 +293,12 @@ impl StreamDef {
 
     /// Checks that the definition is internally consistent. Called by the registry.
     pub fn check(&self) -> Result<(), String> {
-        let max_since = self.columns.iter().map(|c| c.since_version).max().unwrap_or(1);
+        let max_since = self
+            .columns
+            .iter()
+            .map(|c| c.since_version)
+            .max()
+            .unwrap_or(1);
         if max_since != self.schema_version {
             return Err(format!(
                 "schema version {} does not match the newest column version {max_since}",
@@ -293,7 +307,10 @@ impl StreamDef {
         }
         for c in &self.columns {
             if ENVELOPE.iter().any(|(n, _, _)| *n == c.name) {
-                return Err(format!("payload column {} shadows an envelope column", c.name));
+                return Err(format!(
+                    "payload column {} shadows an envelope column",
+                    c.name
+                ));
             }
         }
         for et in &self.event_types {
@@ -310,10 +327,10 @@ impl StreamDef {
                 }
             }
         }
-        if let Some(r) = &self.reference {
-            if self.event_type(&r.event_type).is_none() || self.column(&r.column).is_none() {
-                return Err("reference rule names an unknown event type or column".into());
-            }
+        if let Some(r) = &self.reference
+            && (self.event_type(&r.event_type).is_none() || self.column(&r.column).is_none())
+        {
+            return Err("reference rule names an unknown event type or column".into());
         }
         Ok(())
     }

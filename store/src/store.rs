@@ -28,9 +28,17 @@ pub enum AsOf {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum Registration {
-    Created { schema_version: u32 },
-    Unchanged { schema_version: u32 },
-    Evolved { from: u32, to: u32, added: Vec<String> },
+    Created {
+        schema_version: u32,
+    },
+    Unchanged {
+        schema_version: u32,
+    },
+    Evolved {
+        from: u32,
+        to: u32,
+        added: Vec<String>,
+    },
 }
 
 /// Size and freshness of a stream's table.
@@ -83,7 +91,12 @@ impl Store {
 
     /// The registered streams, by name.
     pub fn streams(&self) -> Vec<Arc<StreamDef>> {
-        self.streams.read().expect("poisoned").values().cloned().collect()
+        self.streams
+            .read()
+            .expect("poisoned")
+            .values()
+            .cloned()
+            .collect()
     }
 
     pub fn stream(&self, name: &str) -> Result<Arc<StreamDef>> {
@@ -186,7 +199,8 @@ impl Store {
             stream: def.name.clone(),
             reason,
         };
-        def.check().map_err(|e| conflict(format!("invalid definition: {e}")))?;
+        def.check()
+            .map_err(|e| conflict(format!("invalid definition: {e}")))?;
         let key = stream_key(&def.name);
         let mut outcome = None;
         for _attempt in 0..3 {
@@ -247,7 +261,10 @@ struct EvolutionPlan {
 }
 
 /// Compares a stored table with a definition: what must be added, or why it can't be.
-fn plan_evolution(table: &DeltaTable, def: &StreamDef) -> std::result::Result<EvolutionPlan, String> {
+fn plan_evolution(
+    table: &DeltaTable,
+    def: &StreamDef,
+) -> std::result::Result<EvolutionPlan, String> {
     let snapshot = table.snapshot().map_err(|e| e.to_string())?;
     let schema = snapshot.schema();
     let wanted = def.delta_fields();
@@ -261,7 +278,10 @@ fn plan_evolution(table: &DeltaTable, def: &StreamDef) -> std::result::Result<Ev
             ));
         };
         if w.data_type() != field.data_type() {
-            let name = |dt| ColumnType::from_delta(dt).map_or_else(|| format!("{dt:?}"), |t| t.name().to_owned());
+            let name = |dt| {
+                ColumnType::from_delta(dt)
+                    .map_or_else(|| format!("{dt:?}"), |t| t.name().to_owned())
+            };
             return Err(format!(
                 "column {} is {} in the table but {} in schema version {}: retyping a column is refused",
                 field.name(),
@@ -274,9 +294,9 @@ fn plan_evolution(table: &DeltaTable, def: &StreamDef) -> std::result::Result<Ev
     let mut added = Vec::new();
     for w in &wanted {
         if schema.field(w.name()).is_none() {
-            let col = def.column(w.name()).ok_or_else(|| {
-                format!("envelope column {} is missing from the table", w.name())
-            })?;
+            let col = def
+                .column(w.name())
+                .ok_or_else(|| format!("envelope column {} is missing from the table", w.name()))?;
             if col.since_version <= from {
                 return Err(format!(
                     "column {} belongs to schema version {} but the table at version {from} lacks it",
@@ -349,7 +369,11 @@ pub async fn read_table(table: &DeltaTable) -> Result<Vec<RecordBatch>> {
 fn plain_strings(batch: &RecordBatch) -> Result<RecordBatch> {
     use arrow::datatypes::{DataType, Field, Schema};
     let schema = batch.schema();
-    if !schema.fields().iter().any(|f| f.data_type() == &DataType::Utf8View) {
+    if !schema
+        .fields()
+        .iter()
+        .any(|f| f.data_type() == &DataType::Utf8View)
+    {
         return Ok(batch.clone());
     }
     let mut fields = Vec::with_capacity(schema.fields().len());
@@ -363,7 +387,10 @@ fn plain_strings(batch: &RecordBatch) -> Result<RecordBatch> {
             fields.push(f.as_ref().clone());
         }
     }
-    Ok(RecordBatch::try_new(std::sync::Arc::new(Schema::new(fields)), columns)?)
+    Ok(RecordBatch::try_new(
+        std::sync::Arc::new(Schema::new(fields)),
+        columns,
+    )?)
 }
 
 /// Version, row count, size and last commit time of a loaded table, from the log alone.

@@ -107,15 +107,21 @@ impl SystemLog {
         let batch = RecordBatch::try_new(
             arrow_schema(),
             vec![
-                Arc::new(StringArray::from_iter_values(entries.iter().map(|e| &e.event_id))),
-                Arc::new(StringArray::from_iter_values(entries.iter().map(|e| &e.event_type))),
+                Arc::new(StringArray::from_iter_values(
+                    entries.iter().map(|e| &e.event_id),
+                )),
+                Arc::new(StringArray::from_iter_values(
+                    entries.iter().map(|e| &e.event_type),
+                )),
                 Arc::new(
                     TimestampMicrosecondArray::from_iter_values(
                         entries.iter().map(|e| e.recorded_at.timestamp_micros()),
                     )
                     .with_timezone(UTC),
                 ),
-                Arc::new(StringArray::from_iter_values(entries.iter().map(|e| &e.actor))),
+                Arc::new(StringArray::from_iter_values(
+                    entries.iter().map(|e| &e.actor),
+                )),
                 Arc::new(StringArray::from_iter_values(
                     entries.iter().map(|e| e.payload.to_string()),
                 )),
@@ -133,11 +139,11 @@ impl SystemLog {
     /// The latest version of the log table, cheaply (a listing of the log, no replay).
     pub async fn latest_version(&self) -> Result<u64> {
         let table = self.store.table_handle(&self.key)?;
-        Ok(table
+        table
             .log_store()
             .get_latest_version(0)
             .await
-            .map_err(Error::delta(&self.key))?)
+            .map_err(Error::delta(&self.key))
     }
 
     /// Every entry, in the order made, with the version read.
@@ -147,9 +153,12 @@ impl SystemLog {
         let mut out = Vec::new();
         for b in read_table(&table).await? {
             let col = |name: &str| b.column_by_name(name).map(|c| c.as_string::<i32>());
-            let (Some(ids), Some(types), Some(actors), Some(payloads)) =
-                (col("event_id"), col("event_type"), col("actor"), col("payload"))
-            else {
+            let (Some(ids), Some(types), Some(actors), Some(payloads)) = (
+                col("event_id"),
+                col("event_type"),
+                col("actor"),
+                col("payload"),
+            ) else {
                 return Err(self.corrupt("missing a column"));
             };
             let times = b

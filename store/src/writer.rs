@@ -12,7 +12,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, TimestampMicrosecondArray};
+use arrow::array::{
+    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, TimestampMicrosecondArray,
+};
 use arrow::compute::{concat_batches, filter_record_batch};
 use chrono::Utc;
 use deltalake::DeltaTable;
@@ -114,6 +116,14 @@ enum Decision {
     },
 }
 
+/// Data files written for a plan and not yet committed.
+struct Written {
+    /// The plan they were written for: reused only for the same accepted rows.
+    signature: Vec<(usize, u64)>,
+    paths: Vec<Path>,
+    adds: Vec<Action>,
+}
+
 struct Plan {
     decisions: Vec<Decision>,
     /// (submission, accepted rows) of every accepted submission, in order.
@@ -128,8 +138,14 @@ impl StreamWriter {
         let key = stream_key(stream);
         let mut table = store.table_handle(&key)?;
         table.load().await.map_err(Error::delta(&key))?;
-        let ref_type = def.reference.as_ref().map(|r| type_index(&def, &r.event_type));
-        let ref_column = def.reference.as_ref().and_then(|r| def.column_index(&r.column));
+        let ref_type = def
+            .reference
+            .as_ref()
+            .map(|r| type_index(&def, &r.event_type));
+        let ref_column = def
+            .reference
+            .as_ref()
+            .and_then(|r| def.column_index(&r.column));
         let mut writer = Self {
             def,
             table,
@@ -272,7 +288,7 @@ impl StreamWriter {
     /// Returns only once the commit is durable. An `Err` means nothing is known to be
     /// acknowledged: a retry is safe (ids and keys are checked again).
     pub async fn commit(&mut self, subs: &[Submission]) -> Result<Vec<Outcome>> {
-        let mut written: Option<(Vec<(usize, u64)>, Vec<Path>, Vec<Action>)> = None;
+        let mut written: Option<Written> = None;
         for attempt in 0..MAX_ATTEMPTS {
             self.catch_up().await?;
             let plan = self.plan(subs);
@@ -281,15 +297,15 @@ impl StreamWriter {
                 let version = self.indexed_version;
                 return Ok(finish(plan.decisions, version));
             }
-            let (paths, adds) = match written.take() {
-                Some((sig, paths, adds)) if sig == plan.signature => (paths, adds),
+            let files = match written.take() {
+                Some(w) if w.signature == plan.signature => w,
                 stale => {
                     self.discard(stale).await;
                     self.write_files(subs, &plan).await?
                 }
             };
             let meta = commit_meta(subs, &plan);
-            match self.try_commit(adds.clone(), &meta).await {
+            match self.try_commit(files.adds.clone(), &meta).await {
                 Ok(version) => {
                     self.apply(subs, &plan, version);
                     self.indexed_version = version;
@@ -301,14 +317,13 @@ impl StreamWriter {
                 }
                 Err(CommitError::Lost) => {
                     tracing::debug!(stream = %self.def.name, attempt, "lost the race for the next version, retrying");
-                    written = Some((plan.signature, paths, adds));
+                    written = Some(files);
                     let jitter = u64::from(attempt.min(10)) * 5 + (rand_u64() % 10);
                     tokio::time::sleep(Duration::from_millis(jitter)).await;
                 }
-                Err(CommitError::Other(e)) => {
-                    self.discard(Some((plan.signature, paths, adds))).await;
-                    return Err(e);
-                }
+                // The outcome is unknown (the log write may have landed): keep the files,
+                // a later catch-up sees the commit if it happened; vacuum removes them if not.
+                Err(CommitError::Other(e)) => return Err(e),
             }
         }
         self.discard(written).await;
@@ -378,7 +393,7 @@ impl StreamWriter {
     }
 
     /// Checks one submission: which rows are new, and whether its references hold.
-    #[allow(clippy::type_complexity)]
+    #[allow(clippy::type_complexity, clippy::needless_range_loop)]
     fn check(
         &self,
         sub: &Submission,
@@ -395,7 +410,11 @@ impl StreamWriter {
         let mut errors = Vec::new();
         for row in 0..n {
             let Some(id) = parse_id(ids.value(row)) else {
-                errors.push(RowError::new(row + 1, Some(EVENT_ID.into()), "event_id must be a UUID"));
+                errors.push(RowError::new(
+                    row + 1,
+                    Some(EVENT_ID.into()),
+                    "event_id must be a UUID",
+                ));
                 continue;
             };
             let ty = type_index(&self.def, types.value(row));
@@ -409,7 +428,11 @@ impl StreamWriter {
         let mut new_refs = Vec::new();
         if let (Some(ref_type), Some(col)) = (self.ref_type, self.ref_column) {
             let refs = batch.column(col).as_string::<i32>();
-            let rule = self.def.reference.as_ref().expect("ref_type implies a rule");
+            let rule = self
+                .def
+                .reference
+                .as_ref()
+                .expect("ref_type implies a rule");
             for row in 0..n {
                 if !keep[row] || type_index(&self.def, types.value(row)) != ref_type {
                     continue;
@@ -420,7 +443,11 @@ impl StreamWriter {
                 }
                 let text = refs.value(row);
                 let Some(target) = parse_id(text) else {
-                    errors.push(RowError::new(row + 1, field, format!("{text:?} is not a UUID")));
+                    errors.push(RowError::new(
+                        row + 1,
+                        field,
+                        format!("{text:?} is not a UUID"),
+                    ));
                     continue;
                 };
                 let target_type = self
@@ -432,7 +459,10 @@ impl StreamWriter {
                     None => errors.push(RowError::new(
                         row + 1,
                         field,
-                        format!("names event {text}, which is not in stream {}", self.def.name),
+                        format!(
+                            "names event {text}, which is not in stream {}",
+                            self.def.name
+                        ),
                     )),
                     Some(t) if t == ref_type => errors.push(RowError::new(
                         row + 1,
@@ -465,7 +495,7 @@ impl StreamWriter {
     }
 
     /// Writes the accepted rows of a plan to one Parquet file, `recorded_at` set to now.
-    async fn write_files(&self, subs: &[Submission], plan: &Plan) -> Result<(Vec<Path>, Vec<Action>)> {
+    async fn write_files(&self, subs: &[Submission], plan: &Plan) -> Result<Written> {
         let schema = self.def.arrow_schema();
         let mut parts = Vec::new();
         for (i, d) in plan.decisions.iter().enumerate() {
@@ -491,13 +521,18 @@ impl StreamWriter {
         let mut writer = RecordBatchWriter::for_table(&self.table)?;
         writer.write(batch).await?;
         let adds = writer.flush().await?;
-        let paths = adds.iter().map(|a| Path::from(a.path.as_str())).collect();
-        Ok((paths, adds.into_iter().map(Action::Add).collect()))
+        Ok(Written {
+            signature: plan.signature.clone(),
+            paths: adds.iter().map(|a| Path::from(a.path.as_str())).collect(),
+            adds: adds.into_iter().map(Action::Add).collect(),
+        })
     }
 
     /// Removes files written for a commit that never happened (best effort).
-    async fn discard(&self, written: Option<(Vec<(usize, u64)>, Vec<Path>, Vec<Action>)>) {
-        let Some((_, paths, _)) = written else { return };
+    async fn discard(&self, written: Option<Written>) {
+        let Some(Written { paths, .. }) = written else {
+            return;
+        };
         let store = self.table.object_store();
         for p in paths {
             if let Err(e) = store.delete(&p).await {
@@ -511,7 +546,10 @@ impl StreamWriter {
         adds: Vec<Action>,
         meta: &CommitMeta,
     ) -> std::result::Result<u64, CommitError> {
-        let snapshot = self.table.snapshot().map_err(|e| CommitError::Other(e.into()))?;
+        let snapshot = self
+            .table
+            .snapshot()
+            .map_err(|e| CommitError::Other(e.into()))?;
         let props = CommitProperties::default()
             .with_max_retries(0)
             .with_metadata([(
@@ -531,7 +569,8 @@ impl StreamWriter {
             Ok(done) => Ok(done.version()),
             Err(DeltaTableError::VersionAlreadyExists(_))
             | Err(DeltaTableError::Transaction {
-                source: TransactionError::MaxCommitAttempts(_) | TransactionError::VersionAlreadyExists(_),
+                source:
+                    TransactionError::MaxCommitAttempts(_) | TransactionError::VersionAlreadyExists(_),
             }) => Err(CommitError::Lost),
             Err(e) => Err(CommitError::Other(Error::delta(&self.def.name)(e))),
         }
@@ -570,7 +609,7 @@ impl StreamWriter {
                 );
             }
         }
-        if version % 256 == 0 {
+        if version.is_multiple_of(256) {
             let cutoff = self.key_cutoff_ms();
             self.index.expire_keys(cutoff);
         }
@@ -606,7 +645,15 @@ fn commit_meta(subs: &[Submission], plan: &Plan) -> CommitMeta {
         events: plan.rows,
     };
     for (i, d) in plan.decisions.iter().enumerate() {
-        if let (Decision::Accept { accepted, duplicates, .. }, Some(key)) = (d, &subs[i].idempotency) {
+        if let (
+            Decision::Accept {
+                accepted,
+                duplicates,
+                ..
+            },
+            Some(key),
+        ) = (d, &subs[i].idempotency)
+        {
             meta.batches.push(BatchRecord {
                 idempotency_key: key.key_sha256.clone(),
                 body_sha256: key.body_sha256.clone(),

@@ -25,7 +25,10 @@ pub struct Server {
 /// Path of the built `kho` binary.
 pub fn kho_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>");
     let bin = dir.join(format!("kho{}", std::env::consts::EXE_SUFFIX));
     assert!(
         bin.exists(),
@@ -188,7 +191,11 @@ pub fn python() -> Option<PathBuf> {
 /// An S3 store URL under the test bucket (`KHO_TEST_S3_URL`), unique to the caller.
 pub fn s3_store() -> Option<String> {
     match std::env::var("KHO_TEST_S3_URL") {
-        Ok(base) => Some(format!("{}/{}", base.trim_end_matches('/'), uuid::Uuid::new_v4())),
+        Ok(base) => Some(format!(
+            "{}/{}",
+            base.trim_end_matches('/'),
+            uuid::Uuid::new_v4()
+        )),
         Err(_) => {
             assert!(
                 std::env::var_os("KHO_REQUIRE_EXTERNAL").is_none(),

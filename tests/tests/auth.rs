@@ -10,7 +10,14 @@ async fn tokens_roles_and_revocation() {
     let http = client();
 
     // Anyone: health and metrics. Nobody unauthenticated: the streams.
-    assert_eq!(http.get(server.url("/healthz")).send().await.unwrap().status(), 200);
+    assert_eq!(
+        http.get(server.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
     let r = http.get(server.url("/v1/streams")).send().await.unwrap();
     assert_eq!(r.status(), 401);
     assert!(r.headers().contains_key("www-authenticate"));
@@ -18,54 +25,141 @@ async fn tokens_roles_and_revocation() {
     assert_eq!(body["error"]["code"], "unauthenticated");
 
     let center = server.token("center", None, "ioc").await;
-    let listed: Value = http.get(server.url("/v1/streams")).bearer_auth(&center).send().await.unwrap().json().await.unwrap();
-    let names: Vec<&str> = listed.as_array().unwrap().iter().map(|s| s["name"].as_str().unwrap()).collect();
+    let listed: Value = http
+        .get(server.url("/v1/streams"))
+        .bearer_auth(&center)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let names: Vec<&str> = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
     assert_eq!(
         names,
-        ["finance.budget", "investment.projects", "reference.targets", "service.dossiers", "service.feedback", "service.procedures"]
+        [
+            "finance.budget",
+            "investment.projects",
+            "reference.targets",
+            "service.dossiers",
+            "service.feedback",
+            "service.procedures"
+        ]
     );
 
     // Only the admin issues; bad requests are explained.
-    let r = http.post(server.url("/v1/admin/tokens")).bearer_auth(&center)
-        .json(&json!({"role": "center", "name": "x"})).send().await.unwrap();
+    let r = http
+        .post(server.url("/v1/admin/tokens"))
+        .bearer_auth(&center)
+        .json(&json!({"role": "center", "name": "x"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
     let body: Value = r.json().await.unwrap();
-    assert_eq!(body["error"]["message"], "issuing tokens needs a admin token; this is a center token");
+    assert_eq!(
+        body["error"]["message"],
+        "issuing tokens needs a admin token; this is a center token"
+    );
     for (req, fragment) in [
-        (json!({"role": "mayor", "name": "x"}), "unknown variant `mayor`"),
-        (json!({"role": "sector", "name": "x"}), "a sector token needs a sector"),
-        (json!({"role": "sector", "sector": "police", "name": "x"}), "unknown sector police"),
-        (json!({"role": "center", "name": ""}), "name must be 1 to 100 characters"),
-        (json!({"role": "center", "name": "x", "extra": 1}), "unknown field `extra`"),
+        (
+            json!({"role": "mayor", "name": "x"}),
+            "unknown variant `mayor`",
+        ),
+        (
+            json!({"role": "sector", "name": "x"}),
+            "a sector token needs a sector",
+        ),
+        (
+            json!({"role": "sector", "sector": "police", "name": "x"}),
+            "unknown sector police",
+        ),
+        (
+            json!({"role": "center", "name": ""}),
+            "name must be 1 to 100 characters",
+        ),
+        (
+            json!({"role": "center", "name": "x", "extra": 1}),
+            "unknown field `extra`",
+        ),
     ] {
-        let r = http.post(server.url("/v1/admin/tokens")).bearer_auth(ADMIN).json(&req).send().await.unwrap();
+        let r = http
+            .post(server.url("/v1/admin/tokens"))
+            .bearer_auth(ADMIN)
+            .json(&req)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 400, "{req}");
         let body: Value = r.json().await.unwrap();
         let msg = body["error"]["message"].as_str().unwrap();
         assert!(msg.contains(fragment), "{req}: {msg}");
     }
-    let r = http.post(server.url("/v1/admin/tokens")).bearer_auth(ADMIN).header("content-type", "text/plain").body("{}").send().await.unwrap();
+    let r = http
+        .post(server.url("/v1/admin/tokens"))
+        .bearer_auth(ADMIN)
+        .header("content-type", "text/plain")
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 415);
 
     // The list shows no secret and no hash.
-    let list = http.get(server.url("/v1/admin/tokens")).bearer_auth(ADMIN).send().await.unwrap().text().await.unwrap();
+    let list = http
+        .get(server.url("/v1/admin/tokens"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(list.contains("\"ioc\""), "{list}");
-    assert!(!list.contains(center.split('_').nth(2).unwrap()), "a secret leaked");
+    assert!(
+        !list.contains(center.split('_').nth(2).unwrap()),
+        "a secret leaked"
+    );
     assert!(!list.contains("sha256"), "{list}");
     let list: Value = serde_json::from_str(&list).unwrap();
     let id = list[0]["id"].as_str().unwrap().to_owned();
 
-    let r = http.delete(server.url("/v1/admin/tokens/nope")).bearer_auth(ADMIN).send().await.unwrap();
+    let r = http
+        .delete(server.url("/v1/admin/tokens/nope"))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
-    let r = http.delete(server.url(&format!("/v1/admin/tokens/{id}"))).bearer_auth(&center).send().await.unwrap();
+    let r = http
+        .delete(server.url(&format!("/v1/admin/tokens/{id}")))
+        .bearer_auth(&center)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 403);
-    let r = http.delete(server.url(&format!("/v1/admin/tokens/{id}"))).bearer_auth(ADMIN)
-        .json(&json!({"reason": "laptop lost"})).send().await.unwrap();
+    let r = http
+        .delete(server.url(&format!("/v1/admin/tokens/{id}")))
+        .bearer_auth(ADMIN)
+        .json(&json!({"reason": "laptop lost"}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let revoked: Value = r.json().await.unwrap();
     assert!(revoked["revoked_at"].is_string());
     // Revocation takes effect at once.
-    let r = http.get(server.url("/v1/streams")).bearer_auth(&center).send().await.unwrap();
+    let r = http
+        .get(server.url("/v1/streams"))
+        .bearer_auth(&center)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401);
     let r = http.get(server.url("/no/such/route")).send().await.unwrap();
     assert_eq!(r.status(), 404);

@@ -25,7 +25,10 @@ pub async fn issue(
 }
 
 /// `GET /v1/admin/tokens`: every token, without secrets.
-pub async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Vec<TokenInfo>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<Vec<TokenInfo>>> {
     caller.require(&[Role::Admin], "listing tokens")?;
     Ok(Json(state.governance.tokens()))
 }

@@ -41,7 +41,10 @@ struct EnvelopeColumn {
 }
 
 /// `GET /v1/streams`: every stream with its version, row count and last commit.
-pub async fn list(State(state): State<AppState>, _caller: Caller) -> ApiResult<Json<Vec<StreamSummary>>> {
+pub async fn list(
+    State(state): State<AppState>,
+    _caller: Caller,
+) -> ApiResult<Json<Vec<StreamSummary>>> {
     let mut out = Vec::new();
     for def in state.store.streams() {
         let stats = state.store.stream_stats(&def.name).await?;
@@ -126,7 +129,8 @@ async fn append_inner(
         )));
     }
     let limit = state.config.body_limit;
-    let too_large = || ApiError::PayloadTooLarge(format!("the body exceeds the limit of {limit} bytes"));
+    let too_large =
+        || ApiError::PayloadTooLarge(format!("the body exceeds the limit of {limit} bytes"));
     if let Some(len) = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -135,14 +139,17 @@ async fn append_inner(
     {
         return Err(too_large());
     }
-    let content_type = headers.get(header::CONTENT_TYPE).map(|v| v.to_str().unwrap_or("invalid"));
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| v.to_str().unwrap_or("invalid"));
     // Refuse an unsupported type before reading the body.
     kho_ingest::Format::from_content_type(content_type).map_err(ApiError::UnsupportedMediaType)?;
     let idempotency_key = headers
         .get("idempotency-key")
         .map(|v| {
-            v.to_str()
-                .map_err(|_| ApiError::BadRequest("invalid Idempotency-Key: must be printable ASCII".into()))
+            v.to_str().map_err(|_| {
+                ApiError::BadRequest("invalid Idempotency-Key: must be printable ASCII".into())
+            })
         })
         .transpose()?;
     let bytes = match axum::body::to_bytes(body, limit).await {

@@ -16,7 +16,11 @@ pub(crate) fn decode_csv(builder: &mut BatchBuilder<'_>, body: &[u8]) {
         }
     };
     if headers.is_empty() || headers.iter().all(str::is_empty) {
-        builder.error(0, None, "the CSV body needs a header row naming the columns");
+        builder.error(
+            0,
+            None,
+            "the CSV body needs a header row naming the columns",
+        );
         return;
     }
     // Header position -> where its cells go.
@@ -34,11 +38,7 @@ pub(crate) fn decode_csv(builder: &mut BatchBuilder<'_>, body: &[u8]) {
             }
             Some(slot) => targets.push(Some(slot)),
             None => {
-                builder.error(
-                    0,
-                    Some(name),
-                    "unknown column in the CSV header".to_owned(),
-                );
+                builder.error(0, Some(name), "unknown column in the CSV header".to_owned());
                 targets.push(None);
             }
         }
@@ -61,9 +61,9 @@ pub(crate) fn decode_csv(builder: &mut BatchBuilder<'_>, body: &[u8]) {
             }
             Err(e) => {
                 let msg = match e.kind() {
-                    csv::ErrorKind::UnequalLengths { expected_len, len, .. } => format!(
-                        "has {len} fields but the header has {expected_len}"
-                    ),
+                    csv::ErrorKind::UnequalLengths {
+                        expected_len, len, ..
+                    } => format!("has {len} fields but the header has {expected_len}"),
                     csv::ErrorKind::Utf8 { .. } => "is not valid UTF-8".to_owned(),
                     _ => format!("unreadable CSV: {e}"),
                 };

@@ -39,23 +39,29 @@ pub(crate) fn decode_array(builder: &mut BatchBuilder<'_>, body: &[u8]) {
     let res = de
         .deserialize_seq(ArrayVisitor { builder })
         .and_then(|()| de.end());
-    if let Err(e) = res {
-        if builder.has_room() {
-            builder.skip_row(malformed(&e, false));
-        }
+    if let Err(e) = res
+        && builder.has_room()
+    {
+        builder.skip_row(malformed(&e, false));
     }
 }
 
 /// A parse error as a message; NDJSON positions are within the line, so only the column helps.
 fn malformed(e: &serde_json::Error, one_line: bool) -> String {
     let full = e.to_string();
-    let msg = full.rsplit_once(" at line ").map_or(full.as_str(), |(m, _)| m);
+    let msg = full
+        .rsplit_once(" at line ")
+        .map_or(full.as_str(), |(m, _)| m);
     if e.line() == 0 {
         format!("malformed JSON: {msg}")
     } else if one_line {
         format!("malformed JSON at column {}: {msg}", e.column())
     } else {
-        format!("malformed JSON at line {} column {}: {msg}", e.line(), e.column())
+        format!(
+            "malformed JSON at line {} column {}: {msg}",
+            e.line(),
+            e.column()
+        )
     }
 }
 
@@ -118,7 +124,11 @@ impl<'de> Visitor<'de> for RowSeed<'_, '_, '_, 'de> {
                 }
                 Some(Slot::ServerSet) => {
                     map.next_value::<IgnoredAny>()?;
-                    let name = if key == "recorded_at" { "recorded_at" } else { "source" };
+                    let name = if key == "recorded_at" {
+                        "recorded_at"
+                    } else {
+                        "source"
+                    };
                     self.row.server_set.push(name);
                 }
                 None => {

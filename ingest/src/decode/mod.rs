@@ -24,7 +24,10 @@ impl Format {
     /// Picks the format from a `Content-Type` value, or says why none fits.
     pub fn from_content_type(value: Option<&str>) -> Result<Self, String> {
         let Some(value) = value else {
-            return Err("a Content-Type is required: application/x-ndjson, application/json or text/csv".into());
+            return Err(
+                "a Content-Type is required: application/x-ndjson, application/json or text/csv"
+                    .into(),
+            );
         };
         let mut parts = value.split(';');
         let mime = parts.next().unwrap_or("").trim().to_ascii_lowercase();
@@ -39,7 +42,9 @@ impl Format {
             }
         }
         match mime.as_str() {
-            "application/x-ndjson" | "application/ndjson" | "application/jsonl"
+            "application/x-ndjson"
+            | "application/ndjson"
+            | "application/jsonl"
             | "application/x-jsonlines" => Ok(Self::Ndjson),
             "application/json" => Ok(Self::JsonArray),
             "text/csv" => Ok(Self::Csv),

@@ -130,7 +130,9 @@ impl ColBuilder {
             ColumnType::Long => Self::Int64(Int64Builder::new()),
             ColumnType::Double => Self::Float(Float64Builder::new()),
             ColumnType::Boolean => Self::Bool(BooleanBuilder::new()),
-            ColumnType::Timestamp => Self::Ts(TimestampMicrosecondBuilder::new().with_timezone(UTC)),
+            ColumnType::Timestamp => {
+                Self::Ts(TimestampMicrosecondBuilder::new().with_timezone(UTC))
+            }
         }
     }
 
@@ -169,9 +171,14 @@ impl ColBuilder {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rejection {
     /// Problems by row and field: the first [`MAX_LISTED_ERRORS`] and the total count.
-    Invalid { errors: Vec<RowError>, total: usize },
+    Invalid {
+        errors: Vec<RowError>,
+        total: usize,
+    },
     Empty,
-    TooManyEvents { max: usize },
+    TooManyEvents {
+        max: usize,
+    },
 }
 
 /// Builds the Arrow batch of one request, validating each row on the way.
@@ -345,13 +352,19 @@ impl<'d> BatchBuilder<'d> {
 
     fn check_event_type(&mut self, row: usize, vals: &[Option<Val<'_>>]) {
         let def = self.def;
-        let Some(Val::Str(name)) = &vals[1] else { return };
+        let Some(Val::Str(name)) = &vals[1] else {
+            return;
+        };
         let Some(et) = def.event_type(name) else {
             let known: Vec<&str> = def.event_types.iter().map(|e| e.name.as_str()).collect();
             self.error(
                 row,
                 Some(EVENT_TYPE),
-                format!("unknown event type {name:?}: {} takes {}", def.name, known.join(", ")),
+                format!(
+                    "unknown event type {name:?}: {} takes {}",
+                    def.name,
+                    known.join(", ")
+                ),
             );
             return;
         };
@@ -360,12 +373,20 @@ impl<'d> BatchBuilder<'d> {
             match v {
                 None => {
                     if et.required.contains(&col.name) && !self.has_error(row, &col.name) {
-                        self.error(row, Some(&col.name), format!("required for event type {}", et.name));
+                        self.error(
+                            row,
+                            Some(&col.name),
+                            format!("required for event type {}", et.name),
+                        );
                     }
                 }
                 Some(v) => {
                     if !et.uses(&col.name) {
-                        self.error(row, Some(&col.name), format!("not used by event type {}", et.name));
+                        self.error(
+                            row,
+                            Some(&col.name),
+                            format!("not used by event type {}", et.name),
+                        );
                         continue;
                     }
                     if let Some(allowed) = &col.allowed
@@ -386,7 +407,11 @@ impl<'d> BatchBuilder<'d> {
                             _ => true,
                         };
                         if !positive {
-                            self.error(row, Some(&col.name), format!("must be greater than 0; found {v}"));
+                            self.error(
+                                row,
+                                Some(&col.name),
+                                format!("must be greater than 0; found {v}"),
+                            );
                             continue;
                         }
                     }
@@ -403,13 +428,22 @@ impl<'d> BatchBuilder<'d> {
             }
         }
         for rule in &def.rules {
-            let get = |c: &str| def.columns.iter().position(|x| x.name == c).and_then(|i| payload[i].as_ref());
+            let get = |c: &str| {
+                def.columns
+                    .iter()
+                    .position(|x| x.name == c)
+                    .and_then(|i| payload[i].as_ref())
+            };
             if let (Some(cond), Some(then)) = (get(&rule.if_column), get(&rule.then_column))
                 && cond.matches(&rule.if_value)
                 && !rule.then_allowed.iter().any(|l| then.matches(l))
                 && !self.has_error(row, &rule.then_column)
             {
-                self.error(row, Some(&rule.then_column), format!("{}; found {then}", rule.message));
+                self.error(
+                    row,
+                    Some(&rule.then_column),
+                    format!("{}; found {then}", rule.message),
+                );
             }
         }
     }
@@ -446,10 +480,13 @@ impl<'d> BatchBuilder<'d> {
                 None if *name == RECORDED_AT => {
                     Arc::new(TimestampMicrosecondArray::from(vec![0; n]).with_timezone(UTC))
                 }
-                None => Arc::new(arrow::array::StringArray::from_iter_values(std::iter::repeat_n(source, n))),
+                None => Arc::new(arrow::array::StringArray::from_iter_values(
+                    std::iter::repeat_n(source, n),
+                )),
             })
             .collect();
-        Ok(RecordBatch::try_new(self.def.arrow_schema(), columns).expect("builders follow the schema"))
+        Ok(RecordBatch::try_new(self.def.arrow_schema(), columns)
+            .expect("builders follow the schema"))
     }
 }
 
@@ -462,7 +499,8 @@ fn convert<'a>(raw: Raw<'a>, ty: ColumnType) -> Result<Val<'a>, String> {
             Ok(())
         }
     };
-    let wrong = |expected: &str, raw: &Raw<'_>| format!("expected {expected}, found {}", raw.kind());
+    let wrong =
+        |expected: &str, raw: &Raw<'_>| format!("expected {expected}, found {}", raw.kind());
     match ty {
         ColumnType::String => match raw {
             Raw::Str(s) => text(&s).map(|()| Val::Str(s)),
@@ -527,7 +565,9 @@ fn parse_timestamp(s: &str) -> Result<Val<'static>, String> {
     chrono::DateTime::parse_from_rfc3339(s.trim())
         .map(|t| Val::Ts(t.timestamp_micros()))
         .map_err(|_| {
-            format!("{s:?} is not an RFC 3339 timestamp with an offset, like 2021-03-01T08:00:00+07:00")
+            format!(
+                "{s:?} is not an RFC 3339 timestamp with an offset, like 2021-03-01T08:00:00+07:00"
+            )
         })
 }
 
@@ -542,7 +582,10 @@ mod tests {
             convert(Raw::Int(1 << 40), ColumnType::Integer),
             Err("1099511627776 is out of range for an integer".into())
         );
-        assert_eq!(convert(Raw::Text(" 12 "), ColumnType::Long), Ok(Val::Int(12)));
+        assert_eq!(
+            convert(Raw::Text(" 12 "), ColumnType::Long),
+            Ok(Val::Int(12))
+        );
         assert_eq!(
             convert(Raw::Str("12".into()), ColumnType::Long),
             Err("expected a 64-bit integer, found a string".into())
@@ -551,20 +594,35 @@ mod tests {
             convert(Raw::Float(1.5), ColumnType::Long),
             Err("expected a 64-bit integer, found 1.5".into())
         );
-        assert_eq!(convert(Raw::Int(2), ColumnType::Double), Ok(Val::Float(2.0)));
-        assert_eq!(convert(Raw::Text("TRUE"), ColumnType::Boolean), Ok(Val::Bool(true)));
         assert_eq!(
-            convert(Raw::Str("2021-01-31T20:00:00Z".into()), ColumnType::Timestamp),
+            convert(Raw::Int(2), ColumnType::Double),
+            Ok(Val::Float(2.0))
+        );
+        assert_eq!(
+            convert(Raw::Text("TRUE"), ColumnType::Boolean),
+            Ok(Val::Bool(true))
+        );
+        assert_eq!(
+            convert(
+                Raw::Str("2021-01-31T20:00:00Z".into()),
+                ColumnType::Timestamp
+            ),
             Ok(Val::Ts(1_612_123_200_000_000))
         );
         assert_eq!(
-            convert(Raw::Str("2021-02-01T03:00:00+07:00".into()), ColumnType::Timestamp),
+            convert(
+                Raw::Str("2021-02-01T03:00:00+07:00".into()),
+                ColumnType::Timestamp
+            ),
             Ok(Val::Ts(1_612_123_200_000_000))
         );
         assert!(
-            convert(Raw::Str("2021-02-01T03:00:00".into()), ColumnType::Timestamp)
-                .unwrap_err()
-                .contains("with an offset")
+            convert(
+                Raw::Str("2021-02-01T03:00:00".into()),
+                ColumnType::Timestamp
+            )
+            .unwrap_err()
+            .contains("with an offset")
         );
         assert_eq!(
             convert(Raw::Nested("an object"), ColumnType::String),

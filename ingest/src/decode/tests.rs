@@ -34,21 +34,60 @@ const REV: &str = r#"{"event_type":"revenue_collected","entity_id":"B-1","occurr
 fn ndjson_rows_become_typed_columns() {
     let body = format!(
         "{REV}\n\n{}\n",
-        REV.replace(r#""event_type""#, r#""event_id":"0190F3A4-0000-7000-8000-00000000000A","event_type""#)
+        REV.replace(
+            r#""event_type""#,
+            r#""event_id":"0190F3A4-0000-7000-8000-00000000000A","event_type""#
+        )
     );
     let b = ok("finance.budget", Format::Ndjson, &body);
     assert_eq!(b.num_rows(), 2);
     let ids = b.column(0).as_string::<i32>();
     let assigned = uuid::Uuid::parse_str(ids.value(0)).unwrap();
-    assert_eq!(assigned.get_version_num(), 7, "server-assigned ids are UUIDv7");
-    assert_eq!(ids.value(1), "0190f3a4-0000-7000-8000-00000000000a", "canonical form");
+    assert_eq!(
+        assigned.get_version_num(),
+        7,
+        "server-assigned ids are UUIDv7"
+    );
+    assert_eq!(
+        ids.value(1),
+        "0190f3a4-0000-7000-8000-00000000000a",
+        "canonical form"
+    );
     let occurred = b.column(3).as_primitive::<TimestampMicrosecondType>();
-    assert_eq!(occurred.value(0), 1_614_560_400_000_000, "08:00+07:00 is 01:00Z");
-    assert_eq!(b.column_by_name("fiscal_year").unwrap().as_primitive::<Int32Type>().value(0), 2021);
-    assert_eq!(b.column_by_name("amount_vnd").unwrap().as_primitive::<Int64Type>().value(1), 1_500_000);
+    assert_eq!(
+        occurred.value(0),
+        1_614_560_400_000_000,
+        "08:00+07:00 is 01:00Z"
+    );
+    assert_eq!(
+        b.column_by_name("fiscal_year")
+            .unwrap()
+            .as_primitive::<Int32Type>()
+            .value(0),
+        2021
+    );
+    assert_eq!(
+        b.column_by_name("amount_vnd")
+            .unwrap()
+            .as_primitive::<Int64Type>()
+            .value(1),
+        1_500_000
+    );
     assert!(b.column_by_name("reverses_event_id").unwrap().is_null(0));
-    assert_eq!(b.column_by_name("source").unwrap().as_string::<i32>().value(1), "finance:test");
-    assert_eq!(b.column_by_name("recorded_at").unwrap().as_primitive::<TimestampMicrosecondType>().value(0), 0);
+    assert_eq!(
+        b.column_by_name("source")
+            .unwrap()
+            .as_string::<i32>()
+            .value(1),
+        "finance:test"
+    );
+    assert_eq!(
+        b.column_by_name("recorded_at")
+            .unwrap()
+            .as_primitive::<TimestampMicrosecondType>()
+            .value(0),
+        0
+    );
 }
 
 #[test]
@@ -65,44 +104,162 @@ fn json_array_and_csv_read_the_same_event() {
 #[test]
 fn each_bad_field_is_named() {
     let cases: Vec<(&str, &str, RowError)> = vec![
-        ("\"amount_vnd\":1500000", "\"amount_vnd\":\"1500000\"", err(1, Some("amount_vnd"), "expected a 64-bit integer, found a string")),
-        (",\"agency_code\":\"STC\"", "", err(1, Some("agency_code"), "required for event type revenue_collected")),
-        ("\"flow\":\"revenue\"", "\"flow\":\"income\"", err(1, Some("flow"), "must be one of revenue, expenditure; found \"income\"")),
-        ("\"flow\":\"revenue\"", "\"flow\":\"expenditure\"", err(1, Some("flow"), "must be revenue for event type revenue_collected; found \"expenditure\"")),
-        ("\"amount_vnd\":1500000", "\"amount_vnd\":0", err(1, Some("amount_vnd"), "must be greater than 0; found 0")),
-        ("\"amount_vnd\":1500000", "\"amount_vnd\":-5", err(1, Some("amount_vnd"), "must be greater than 0; found -5")),
-        ("\"fiscal_year\":2021", "\"fiscal_year\":2021,\"colour\":\"red\"", err(1, Some("colour"), "unknown field: finance.budget has no column colour")),
-        ("\"fiscal_year\":2021", "\"fiscal_year\":2021,\"reverses_event_id\":\"x\"", err(1, Some("reverses_event_id"), "not used by event type revenue_collected")),
-        ("\"fiscal_year\":2021", "\"fiscal_year\":2021,\"source\":\"me\"", err(1, Some("source"), "set by the server; leave it out")),
-        ("+07:00", "", err(1, Some("occurred_at"), "\"2021-03-01T08:00:00\" is not an RFC 3339 timestamp with an offset, like 2021-03-01T08:00:00+07:00")),
-        ("revenue_collected", "revenue_raised", err(1, Some("event_type"), "unknown event type \"revenue_raised\": finance.budget takes estimate_assigned, revenue_collected, expenditure_paid, entry_reversed")),
-        ("\"entity_id\":\"B-1\"", "\"entity_id\":\" \"", err(1, Some("entity_id"), "must not be empty")),
-        ("\"fiscal_year\":2021", "\"fiscal_year\":2021.5", err(1, Some("fiscal_year"), "expected an integer, found 2021.5")),
-        ("\"fiscal_year\":2021", "\"fiscal_year\":{\"y\":1}", err(1, Some("fiscal_year"), "expected an integer, found an object")),
+        (
+            "\"amount_vnd\":1500000",
+            "\"amount_vnd\":\"1500000\"",
+            err(
+                1,
+                Some("amount_vnd"),
+                "expected a 64-bit integer, found a string",
+            ),
+        ),
+        (
+            ",\"agency_code\":\"STC\"",
+            "",
+            err(
+                1,
+                Some("agency_code"),
+                "required for event type revenue_collected",
+            ),
+        ),
+        (
+            "\"flow\":\"revenue\"",
+            "\"flow\":\"income\"",
+            err(
+                1,
+                Some("flow"),
+                "must be one of revenue, expenditure; found \"income\"",
+            ),
+        ),
+        (
+            "\"flow\":\"revenue\"",
+            "\"flow\":\"expenditure\"",
+            err(
+                1,
+                Some("flow"),
+                "must be revenue for event type revenue_collected; found \"expenditure\"",
+            ),
+        ),
+        (
+            "\"amount_vnd\":1500000",
+            "\"amount_vnd\":0",
+            err(1, Some("amount_vnd"), "must be greater than 0; found 0"),
+        ),
+        (
+            "\"amount_vnd\":1500000",
+            "\"amount_vnd\":-5",
+            err(1, Some("amount_vnd"), "must be greater than 0; found -5"),
+        ),
+        (
+            "\"fiscal_year\":2021",
+            "\"fiscal_year\":2021,\"colour\":\"red\"",
+            err(
+                1,
+                Some("colour"),
+                "unknown field: finance.budget has no column colour",
+            ),
+        ),
+        (
+            "\"fiscal_year\":2021",
+            "\"fiscal_year\":2021,\"reverses_event_id\":\"x\"",
+            err(
+                1,
+                Some("reverses_event_id"),
+                "not used by event type revenue_collected",
+            ),
+        ),
+        (
+            "\"fiscal_year\":2021",
+            "\"fiscal_year\":2021,\"source\":\"me\"",
+            err(1, Some("source"), "set by the server; leave it out"),
+        ),
+        (
+            "+07:00",
+            "",
+            err(
+                1,
+                Some("occurred_at"),
+                "\"2021-03-01T08:00:00\" is not an RFC 3339 timestamp with an offset, like 2021-03-01T08:00:00+07:00",
+            ),
+        ),
+        (
+            "revenue_collected",
+            "revenue_raised",
+            err(
+                1,
+                Some("event_type"),
+                "unknown event type \"revenue_raised\": finance.budget takes estimate_assigned, revenue_collected, expenditure_paid, entry_reversed",
+            ),
+        ),
+        (
+            "\"entity_id\":\"B-1\"",
+            "\"entity_id\":\" \"",
+            err(1, Some("entity_id"), "must not be empty"),
+        ),
+        (
+            "\"fiscal_year\":2021",
+            "\"fiscal_year\":2021.5",
+            err(1, Some("fiscal_year"), "expected an integer, found 2021.5"),
+        ),
+        (
+            "\"fiscal_year\":2021",
+            "\"fiscal_year\":{\"y\":1}",
+            err(
+                1,
+                Some("fiscal_year"),
+                "expected an integer, found an object",
+            ),
+        ),
     ];
     for (from, to, expected) in cases {
         let body = REV.replacen(from, to, 1);
         assert_ne!(body, REV, "case {from} -> {to} must change the body");
-        assert_eq!(errors("finance.budget", Format::Ndjson, &body), vec![expected], "{body}");
+        assert_eq!(
+            errors("finance.budget", Format::Ndjson, &body),
+            vec![expected],
+            "{body}"
+        );
     }
 }
 
 #[test]
 fn malformed_rows_are_counted_and_the_rest_still_checked() {
-    let body = format!("{REV}\n{{\"event_type\": \n{}\n", REV.replace("\"amount_vnd\":1500000", "\"amount_vnd\":0"));
+    let body = format!(
+        "{REV}\n{{\"event_type\": \n{}\n",
+        REV.replace("\"amount_vnd\":1500000", "\"amount_vnd\":0")
+    );
     let errs = errors("finance.budget", Format::Ndjson, &body);
     assert_eq!(errs.len(), 2);
     assert_eq!(errs[0].row, 2);
     assert_eq!(errs[0].field, None);
-    assert!(errs[0].message.starts_with("malformed JSON at column 15: EOF while parsing"), "{}", errs[0].message);
-    assert_eq!(errs[1], err(3, Some("amount_vnd"), "must be greater than 0; found 0"));
+    assert!(
+        errs[0]
+            .message
+            .starts_with("malformed JSON at column 15: EOF while parsing"),
+        "{}",
+        errs[0].message
+    );
+    assert_eq!(
+        errs[1],
+        err(3, Some("amount_vnd"), "must be greater than 0; found 0")
+    );
 
     let errs = errors("finance.budget", Format::JsonArray, &format!("[{REV}, 5]"));
     assert_eq!(errs.len(), 1);
     assert_eq!(errs[0].row, 2);
-    assert!(errs[0].message.contains("expected an event object"), "{}", errs[0].message);
+    assert!(
+        errs[0].message.contains("expected an event object"),
+        "{}",
+        errs[0].message
+    );
     let errs = errors("finance.budget", Format::JsonArray, REV);
-    assert!(errs[0].message.contains("expected a JSON array of event objects"), "{}", errs[0].message);
+    assert!(
+        errs[0]
+            .message
+            .contains("expected a JSON array of event objects"),
+        "{}",
+        errs[0].message
+    );
 }
 
 #[test]
@@ -110,18 +267,38 @@ fn dossier_rules() {
     let online = r#"{"event_type":"dossier_received","entity_id":"HS-1","occurred_at":"2021-03-01T08:00:00+07:00","procedure_code":"1.001","agency_code":"SO-TP","level":2,"channel":"online","due_at":"2021-03-10T17:00:00+07:00"}"#;
     assert_eq!(
         errors("service.dossiers", Format::Ndjson, online),
-        vec![err(1, Some("level"), "an online dossier must have level 3 or 4; found 2")]
+        vec![err(
+            1,
+            Some("level"),
+            "an online dossier must have level 3 or 4; found 2"
+        )]
     );
-    ok("service.dossiers", Format::Ndjson, &online.replace("\"level\":2", "\"level\":3"));
-    ok("service.dossiers", Format::Ndjson, &online.replace("online", "counter"));
+    ok(
+        "service.dossiers",
+        Format::Ndjson,
+        &online.replace("\"level\":2", "\"level\":3"),
+    );
+    ok(
+        "service.dossiers",
+        Format::Ndjson,
+        &online.replace("online", "counter"),
+    );
     assert_eq!(
-        errors("service.dossiers", Format::Ndjson, &online.replace("\"level\":2", "\"level\":5")),
+        errors(
+            "service.dossiers",
+            Format::Ndjson,
+            &online.replace("\"level\":2", "\"level\":5")
+        ),
         vec![err(1, Some("level"), "must be one of 2, 3, 4; found 5")]
     );
     let resolved = r#"{"event_type":"dossier_resolved","entity_id":"HS-1","occurred_at":"2021-03-02T08:00:00+07:00","outcome":"approved","channel":"online"}"#;
     assert_eq!(
         errors("service.dossiers", Format::Ndjson, resolved),
-        vec![err(1, Some("channel"), "not used by event type dossier_resolved")]
+        vec![err(
+            1,
+            Some("channel"),
+            "not used by event type dossier_resolved"
+        )]
     );
 }
 
@@ -133,18 +310,37 @@ fn batch_level_limits() {
     );
     let body = format!("{REV}\n{REV}\n{REV}\n");
     assert_eq!(
-        decode(&stream("finance.budget"), Format::Ndjson, body.as_bytes(), "t", 2),
+        decode(
+            &stream("finance.budget"),
+            Format::Ndjson,
+            body.as_bytes(),
+            "t",
+            2
+        ),
         Err(Rejection::TooManyEvents { max: 2 })
     );
-    let dup = REV.replace(r#""event_type""#, r#""event_id":"0190f3a4-0000-7000-8000-00000000000c","event_type""#);
+    let dup = REV.replace(
+        r#""event_type""#,
+        r#""event_id":"0190f3a4-0000-7000-8000-00000000000c","event_type""#,
+    );
     assert_eq!(
         errors("finance.budget", Format::Ndjson, &format!("{dup}\n{dup}")),
-        vec![err(2, Some("event_id"), "event_id 0190f3a4-0000-7000-8000-00000000000c repeats row 1 of this batch")]
+        vec![err(
+            2,
+            Some("event_id"),
+            "event_id 0190f3a4-0000-7000-8000-00000000000c repeats row 1 of this batch"
+        )]
     );
     // Past 100 problems, the list stops and the count goes on.
     let bad = REV.replace("\"amount_vnd\":1500000", "\"amount_vnd\":-1");
     let body = vec![bad.as_str(); 150].join("\n");
-    match decode(&stream("finance.budget"), Format::Ndjson, body.as_bytes(), "t", 1000) {
+    match decode(
+        &stream("finance.budget"),
+        Format::Ndjson,
+        body.as_bytes(),
+        "t",
+        1000,
+    ) {
         Err(Rejection::Invalid { errors, total }) => {
             assert_eq!((errors.len(), total), (100, 150));
             assert_eq!(errors[99].row, 100);
@@ -155,14 +351,24 @@ fn batch_level_limits() {
 
 #[test]
 fn csv_header_and_shape_problems() {
-    let errs = errors("finance.budget", Format::Csv, "event_type,entity_id,occurred_at,colour\nrevenue_collected,B,2021-03-01T08:00:00Z,red\n");
-    assert_eq!(errs[0], err(0, Some("colour"), "unknown column in the CSV header"));
+    let errs = errors(
+        "finance.budget",
+        Format::Csv,
+        "event_type,entity_id,occurred_at,colour\nrevenue_collected,B,2021-03-01T08:00:00Z,red\n",
+    );
+    assert_eq!(
+        errs[0],
+        err(0, Some("colour"), "unknown column in the CSV header")
+    );
     let errs = errors(
         "reference.targets",
         Format::Csv,
         "event_type,entity_id,occurred_at,kpi,year,target_value\ntarget_set,t1,2021-01-01T00:00:00+07:00,online_rate,2021\n",
     );
-    assert_eq!(errs, vec![err(1, None, "row has 5 fields but the header has 6")]);
+    assert_eq!(
+        errs,
+        vec![err(1, None, "row has 5 fields but the header has 6")]
+    );
     let b = ok(
         "reference.targets",
         Format::Csv,
@@ -173,11 +379,25 @@ fn csv_header_and_shape_problems() {
 
 #[test]
 fn content_types() {
-    assert_eq!(Format::from_content_type(Some("application/x-ndjson")), Ok(Format::Ndjson));
-    assert_eq!(Format::from_content_type(Some("Application/JSON; charset=utf-8")), Ok(Format::JsonArray));
+    assert_eq!(
+        Format::from_content_type(Some("application/x-ndjson")),
+        Ok(Format::Ndjson)
+    );
+    assert_eq!(
+        Format::from_content_type(Some("Application/JSON; charset=utf-8")),
+        Ok(Format::JsonArray)
+    );
     assert_eq!(Format::from_content_type(Some("text/csv")), Ok(Format::Csv));
-    assert!(Format::from_content_type(Some("text/csv; charset=latin1")).unwrap_err().contains("charset latin1"));
-    assert!(Format::from_content_type(Some("application/xml")).unwrap_err().contains("application/xml is not supported"));
+    assert!(
+        Format::from_content_type(Some("text/csv; charset=latin1"))
+            .unwrap_err()
+            .contains("charset latin1")
+    );
+    assert!(
+        Format::from_content_type(Some("application/xml"))
+            .unwrap_err()
+            .contains("application/xml is not supported")
+    );
     assert!(Format::from_content_type(None).is_err());
 }
 
@@ -238,14 +458,39 @@ fn as_json(e: &Ev) -> serde_json::Value {
 
 fn as_csv(events: &[Ev]) -> String {
     let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record(["event_id", "event_type", "entity_id", "occurred_at", "fiscal_year", "agency_code", "flow", "category_code", "amount_vnd"]).unwrap();
+    w.write_record([
+        "event_id",
+        "event_type",
+        "entity_id",
+        "occurred_at",
+        "fiscal_year",
+        "agency_code",
+        "flow",
+        "category_code",
+        "amount_vnd",
+    ])
+    .unwrap();
     for e in events {
         let j = as_json(e);
         let cell = |k: &str| match &j[k] {
             serde_json::Value::String(s) => s.clone(),
             v => v.to_string(),
         };
-        w.write_record(["event_id", "event_type", "entity_id", "occurred_at", "fiscal_year", "agency_code", "flow", "category_code", "amount_vnd"].map(cell)).unwrap();
+        w.write_record(
+            [
+                "event_id",
+                "event_type",
+                "entity_id",
+                "occurred_at",
+                "fiscal_year",
+                "agency_code",
+                "flow",
+                "category_code",
+                "amount_vnd",
+            ]
+            .map(cell),
+        )
+        .unwrap();
     }
     String::from_utf8(w.into_inner().unwrap()).unwrap()
 }

@@ -15,7 +15,9 @@ crate::conformance!(
 const S: &str = "finance.budget";
 
 async fn writer(store: &kho_store::Store) -> StreamWriter {
-    StreamWriter::open(store, S, WriterConfig::default()).await.unwrap()
+    StreamWriter::open(store, S, WriterConfig::default())
+        .await
+        .unwrap()
 }
 
 fn committed(o: &Outcome) -> Receipt {
@@ -29,7 +31,11 @@ async fn appends_and_time_travel(backend: Backend) {
     let store = backend.store().await;
     let mut w = writer(&store).await;
     let first = w
-        .commit(&[sub(batch(&store, S, &[revenue(&id(1), 10), revenue(&id(2), 20)]))])
+        .commit(&[sub(batch(
+            &store,
+            S,
+            &[revenue(&id(1), 10), revenue(&id(2), 20)],
+        ))])
         .await
         .unwrap();
     let r1 = committed(&first[0]);
@@ -38,31 +44,61 @@ async fn appends_and_time_travel(backend: Backend) {
     tokio::time::sleep(Duration::from_millis(1100)).await;
     let between = chrono::Utc::now();
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    let r2 = committed(&w.commit(&[sub(batch(&store, S, &[revenue(&id(3), 30)]))]).await.unwrap()[0]);
+    let r2 = committed(
+        &w.commit(&[sub(batch(&store, S, &[revenue(&id(3), 30)]))])
+            .await
+            .unwrap()[0],
+    );
     assert_eq!(r2.version, 2);
 
-    assert_eq!(ids(&store, S, AsOf::Latest).await, vec![id(1), id(2), id(3)]);
+    assert_eq!(
+        ids(&store, S, AsOf::Latest).await,
+        vec![id(1), id(2), id(3)]
+    );
     assert_eq!(ids(&store, S, AsOf::Version(1)).await, vec![id(1), id(2)]);
     assert_eq!(ids(&store, S, AsOf::Version(0)).await, Vec::<String>::new());
-    assert_eq!(ids(&store, S, AsOf::Timestamp(between)).await, vec![id(1), id(2)]);
+    assert_eq!(
+        ids(&store, S, AsOf::Timestamp(between)).await,
+        vec![id(1), id(2)]
+    );
     let stats = store.stream_stats(S).await.unwrap();
     assert_eq!((stats.version, stats.row_count), (2, 3));
     assert!(stats.last_commit_at.is_some());
 
     let err = store.read_stream(S, AsOf::Version(99)).await.unwrap_err();
-    assert!(matches!(err, Error::NoSuchVersion { version: 99, .. }), "{err}");
-    let long_ago = chrono::DateTime::parse_from_rfc3339("2001-01-01T00:00:00Z").unwrap().to_utc();
-    let err = store.read_stream(S, AsOf::Timestamp(long_ago)).await.unwrap_err();
+    assert!(
+        matches!(err, Error::NoSuchVersion { version: 99, .. }),
+        "{err}"
+    );
+    let long_ago = chrono::DateTime::parse_from_rfc3339("2001-01-01T00:00:00Z")
+        .unwrap()
+        .to_utc();
+    let err = store
+        .read_stream(S, AsOf::Timestamp(long_ago))
+        .await
+        .unwrap_err();
     assert!(matches!(err, Error::NoVersionAtTime { .. }), "{err}");
 }
 
 async fn event_ids_never_twice(backend: Backend) {
     let store = backend.store().await;
     let mut w = writer(&store).await;
-    w.commit(&[sub(batch(&store, S, &[revenue(&id(1), 1), revenue(&id(2), 2)]))])
+    w.commit(&[sub(batch(
+        &store,
+        S,
+        &[revenue(&id(1), 1), revenue(&id(2), 2)],
+    ))])
+    .await
+    .unwrap();
+    let r = committed(
+        &w.commit(&[sub(batch(
+            &store,
+            S,
+            &[revenue(&id(2), 2), revenue(&id(3), 3)],
+        ))])
         .await
-        .unwrap();
-    let r = committed(&w.commit(&[sub(batch(&store, S, &[revenue(&id(2), 2), revenue(&id(3), 3)]))]).await.unwrap()[0]);
+        .unwrap()[0],
+    );
     assert_eq!((r.accepted, r.duplicates), (1, 1));
 
     // Two submissions of one group that share an id: the first one wins.
@@ -74,12 +110,19 @@ async fn event_ids_never_twice(backend: Backend) {
         .await
         .unwrap();
     let (a, b) = (committed(&out[0]), committed(&out[1]));
-    assert_eq!((a.accepted, a.duplicates, b.accepted, b.duplicates), (2, 0, 1, 1));
+    assert_eq!(
+        (a.accepted, a.duplicates, b.accepted, b.duplicates),
+        (2, 0, 1, 1)
+    );
     assert_eq!(a.version, b.version, "one group, one commit");
 
     // Every event already there: nothing is committed.
     let before = store.stream_stats(S).await.unwrap().version;
-    let r = committed(&w.commit(&[sub(batch(&store, S, &[revenue(&id(1), 1)]))]).await.unwrap()[0]);
+    let r = committed(
+        &w.commit(&[sub(batch(&store, S, &[revenue(&id(1), 1)]))])
+            .await
+            .unwrap()[0],
+    );
     assert_eq!((r.accepted, r.duplicates, r.version), (0, 1, before));
     assert_eq!(store.stream_stats(S).await.unwrap().version, before);
 
@@ -94,9 +137,15 @@ async fn idempotent_retry_survives_restart(backend: Backend) {
     let first = committed(&w.commit(&[keyed(b.clone(), "k1", "body-a")]).await.unwrap()[0]);
     // The same key with fresh server-assigned ids would be new rows: the key must stop it.
     let fresh = batch(&store, S, &[revenue(&id(7), 1), revenue(&id(8), 2)]);
-    let again = w.commit(&[keyed(fresh.clone(), "k1", "body-a")]).await.unwrap();
+    let again = w
+        .commit(&[keyed(fresh.clone(), "k1", "body-a")])
+        .await
+        .unwrap();
     assert_eq!(again[0], Outcome::Replayed(first));
-    let reused = w.commit(&[keyed(fresh.clone(), "k1", "body-b")]).await.unwrap();
+    let reused = w
+        .commit(&[keyed(fresh.clone(), "k1", "body-b")])
+        .await
+        .unwrap();
     assert_eq!(reused[0], Outcome::KeyReused);
 
     // A restart: a new process, a new writer, the index rebuilt from the log.
@@ -112,45 +161,80 @@ async fn idempotent_retry_survives_restart(backend: Backend) {
 async fn reversal_rules(backend: Backend) {
     let store = backend.store().await;
     let mut w = writer(&store).await;
-    w.commit(&[sub(batch(&store, S, &[revenue(&id(1), 100)]))]).await.unwrap();
-    committed(&w.commit(&[sub(batch(&store, S, &[reversal(&id(2), &id(1))]))]).await.unwrap()[0]);
+    w.commit(&[sub(batch(&store, S, &[revenue(&id(1), 100)]))])
+        .await
+        .unwrap();
+    committed(
+        &w.commit(&[sub(batch(&store, S, &[reversal(&id(2), &id(1))]))])
+            .await
+            .unwrap()[0],
+    );
     let version = store.stream_stats(S).await.unwrap().version;
 
     let cases = [
-        (reversal(&id(3), &id(1)), format!("event {} is already reversed", id(1))),
-        (reversal(&id(4), &id(99)), format!("names event {}, which is not in stream finance.budget", id(99))),
-        (reversal(&id(5), &id(2)), format!("names event {}, which is itself an entry_reversed", id(2))),
+        (
+            reversal(&id(3), &id(1)),
+            format!("event {} is already reversed", id(1)),
+        ),
+        (
+            reversal(&id(4), &id(99)),
+            format!(
+                "names event {}, which is not in stream finance.budget",
+                id(99)
+            ),
+        ),
+        (
+            reversal(&id(5), &id(2)),
+            format!("names event {}, which is itself an entry_reversed", id(2)),
+        ),
     ];
     for (row, message) in cases {
         let out = w
             .commit(&[sub(batch(&store, S, &[revenue(&id(50), 5), row]))])
             .await
             .unwrap();
-        let Outcome::Rejected(errors) = &out[0] else { panic!("{out:?}") };
+        let Outcome::Rejected(errors) = &out[0] else {
+            panic!("{out:?}")
+        };
         assert_eq!(errors.len(), 1);
         assert_eq!(errors[0].row, 2);
         assert_eq!(errors[0].field.as_deref(), Some("reverses_event_id"));
         assert_eq!(errors[0].message, message);
     }
-    assert_eq!(store.stream_stats(S).await.unwrap().version, version, "rejections write nothing");
+    assert_eq!(
+        store.stream_stats(S).await.unwrap().version,
+        version,
+        "rejections write nothing"
+    );
 
     // A reversal may name an event of its own batch; a bad submission does not sink a good one.
     let out = w
         .commit(&[
-            sub(batch(&store, S, &[revenue(&id(10), 7), reversal(&id(11), &id(10))])),
+            sub(batch(
+                &store,
+                S,
+                &[revenue(&id(10), 7), reversal(&id(11), &id(10))],
+            )),
             sub(batch(&store, S, &[reversal(&id(12), &id(98))])),
         ])
         .await
         .unwrap();
     assert_eq!(committed(&out[0]).accepted, 2);
     assert!(matches!(&out[1], Outcome::Rejected(e) if e.len() == 1));
-    assert_eq!(ids(&store, S, AsOf::Latest).await, vec![id(1), id(2), id(10), id(11)]);
+    assert_eq!(
+        ids(&store, S, AsOf::Latest).await,
+        vec![id(1), id(2), id(10), id(11)]
+    );
 }
 
 async fn concurrent_writers_exactly_once(backend: Backend) {
     let store_a = backend.store().await;
     let store_b = backend.again(&store_a).await;
-    let shared = batch(&store_a, S, &(9000..9020).map(|n| revenue(&id(n), 1)).collect::<Vec<_>>());
+    let shared = batch(
+        &store_a,
+        S,
+        &(9000..9020).map(|n| revenue(&id(n), 1)).collect::<Vec<_>>(),
+    );
     let mut tasks = Vec::new();
     for (w, store) in [(0u32, store_a.clone()), (1, store_b.clone())] {
         let shared = shared.clone();
@@ -158,13 +242,18 @@ async fn concurrent_writers_exactly_once(backend: Backend) {
             let mut writer = writer(&store).await;
             let mut acked = Vec::new();
             for round in 0..8u32 {
-                let rows: Vec<_> = (0..25u32).map(|i| revenue(&id(w * 100_000 + round * 100 + i), 1)).collect();
+                let rows: Vec<_> = (0..25u32)
+                    .map(|i| revenue(&id(w * 100_000 + round * 100 + i), 1))
+                    .collect();
                 let b = batch(&store, S, &rows);
                 let out = writer.commit(&[sub(b)]).await.unwrap();
                 acked.push(committed(&out[0]));
                 if round == 3 {
                     // Both "processes" retry the same request with the same key.
-                    let out = writer.commit(&[keyed(shared.clone(), "same-key", "same-body")]).await.unwrap();
+                    let out = writer
+                        .commit(&[keyed(shared.clone(), "same-key", "same-body")])
+                        .await
+                        .unwrap();
                     acked.push(match out[0] {
                         Outcome::Committed(r) | Outcome::Replayed(r) => r,
                         ref o => panic!("{o:?}"),

@@ -2,7 +2,11 @@ use kho_store::{ColumnDef, ColumnType, Error, Registration, StreamWriter, Writer
 
 use crate::support::{Backend, batch, id, revenue, sub};
 
-crate::conformance!(pack_registers_once, optional_column_evolves, removal_and_retype_refused);
+crate::conformance!(
+    pack_registers_once,
+    optional_column_evolves,
+    removal_and_retype_refused
+);
 
 async fn pack_registers_once(backend: Backend) {
     let store = backend.store().await;
@@ -19,7 +23,10 @@ async fn pack_registers_once(backend: Backend) {
             Registration::Unchanged { schema_version: 1 }
         );
     }
-    assert_eq!(store.stream_stats("finance.budget").await.unwrap().version, 0);
+    assert_eq!(
+        store.stream_stats("finance.budget").await.unwrap().version,
+        0
+    );
 }
 
 async fn optional_column_evolves(backend: Backend) {
@@ -58,11 +65,22 @@ async fn optional_column_evolves(backend: Backend) {
     let mut row = revenue(&id(2), 5);
     row["treasury_ref"] = "KB-01".into();
     let out = w
-        .commit(&[sub(batch(&store, "finance.budget", &[row, revenue(&id(3), 7)]))])
+        .commit(&[sub(batch(
+            &store,
+            "finance.budget",
+            &[row, revenue(&id(3), 7)],
+        ))])
         .await
         .unwrap();
     assert!(matches!(out[0], kho_store::Outcome::Committed(r) if r.accepted == 2));
-    assert_eq!(store.stream_stats("finance.budget").await.unwrap().row_count, 3);
+    assert_eq!(
+        store
+            .stream_stats("finance.budget")
+            .await
+            .unwrap()
+            .row_count,
+        3
+    );
 }
 
 async fn removal_and_retype_refused(backend: Backend) {
@@ -84,7 +102,9 @@ async fn removal_and_retype_refused(backend: Backend) {
     );
 
     let mut retyped = pack::province_pack().remove(0);
-    retyped.columns.push(ColumnDef::new("treasury_ref", ColumnType::Long).since(2));
+    retyped
+        .columns
+        .push(ColumnDef::new("treasury_ref", ColumnType::Long).since(2));
     retyped.schema_version = 2;
     let err = store.register(retyped).await.unwrap_err();
     assert!(
@@ -92,5 +112,12 @@ async fn removal_and_retype_refused(backend: Backend) {
             .contains("column treasury_ref is string in the table but long in schema version 2: retyping a column is refused"),
         "{err}"
     );
-    assert_eq!(store.stream_stats("finance.budget").await.unwrap().schema_version, 2);
+    assert_eq!(
+        store
+            .stream_stats("finance.budget")
+            .await
+            .unwrap()
+            .schema_version,
+        2
+    );
 }

@@ -47,7 +47,9 @@ impl Backend {
 
     /// A store with the province pack registered.
     pub(crate) async fn store(&self) -> Arc<Store> {
-        Store::open_with_pack(&self.spec()).await.expect("open store")
+        Store::open_with_pack(&self.spec())
+            .await
+            .expect("open store")
     }
 
     /// Another handle on the same store, as a second process would have. Memory stores live

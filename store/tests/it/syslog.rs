@@ -11,7 +11,11 @@ async fn system_log_replays_in_order(backend: Backend) {
     let (v0, empty) = log.read_all().await.unwrap();
     assert!(empty.is_empty());
     let a = LogEntry::new("token_issued", "admin", json!({"id": "a"}));
-    let b = LogEntry::new("token_revoked", "admin", json!({"id": "a", "why": "leaked"}));
+    let b = LogEntry::new(
+        "token_revoked",
+        "admin",
+        json!({"id": "a", "why": "leaked"}),
+    );
     let v1 = log.append(std::slice::from_ref(&a)).await.unwrap();
     let v2 = log.append(std::slice::from_ref(&b)).await.unwrap();
     assert!(v0 < v1 && v1 < v2);
