@@ -60,7 +60,7 @@ pub struct IngestArgs {
     #[arg(long, env = "KHO_BODY_LIMIT", default_value_t = 64 * 1024 * 1024)]
     pub body_limit: usize,
     /// How long a commit waits for more requests to share it, in milliseconds.
-    #[arg(long, env = "KHO_COMMIT_WINDOW_MS", default_value_t = 5)]
+    #[arg(long, env = "KHO_COMMIT_WINDOW_MS", default_value_t = 0)]
     pub commit_window_ms: u64,
     /// The most events one request may carry.
     #[arg(long, env = "KHO_MAX_BATCH_EVENTS", default_value_t = 100_000)]
@@ -69,7 +69,7 @@ pub struct IngestArgs {
     #[arg(long, env = "KHO_MAX_QUEUED_EVENTS", default_value_t = 1_000_000)]
     pub max_queued_events: usize,
     /// Compact a stream after this many commits (0: never automatically).
-    #[arg(long, env = "KHO_COMPACT_EVERY", default_value_t = 100)]
+    #[arg(long, env = "KHO_COMPACT_EVERY", default_value_t = 20)]
     pub compact_every: u64,
     /// How long an Idempotency-Key is remembered, in hours.
     #[arg(long, env = "KHO_IDEMPOTENCY_HOURS", default_value_t = 168)]

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{delete, get, post};
+use axum::serve::ListenerExt;
 use kho_catalog::Governance;
 use kho_ingest::{Ingest, IngestConfig, IngestMetrics};
 use kho_store::{MaintenanceOptions, Store, maintain_table, stream_key};
@@ -85,6 +86,12 @@ pub async fn serve(state: AppState, listen: SocketAddr) -> anyhow::Result<()> {
     spawn_background(&state);
     println!("kho listening on http://{addr}");
     tracing::info!(%addr, store = %state.store.location().root(), "serving");
+    // Answers are small writes after a long wait: send them at once (no Nagle delay).
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::warn!(error = %e, "could not set TCP_NODELAY");
+        }
+    });
     axum::serve(listener, router(state))
         .with_graceful_shutdown(shutdown_signal())
         .await?;

@@ -11,6 +11,9 @@ use tokio::time::Instant;
 
 use crate::metrics::IngestMetrics;
 
+/// The file size frequent compaction aims for.
+const FREQUENT_COMPACTION_TARGET: u64 = 4 * 1024 * 1024;
+
 /// One request waiting for its commit.
 pub(crate) struct Job {
     pub submission: Submission,
@@ -114,7 +117,12 @@ fn spawn_compaction(store: Arc<Store>, stream: String, lock: Arc<Mutex<()>>) {
     tokio::spawn(async move {
         let Ok(_guard) = lock.try_lock() else { return };
         let opts = MaintenanceOptions {
-            checkpoint: false, // commits write checkpoints every 100 versions
+            // Commits write checkpoints every 10 versions. Small files merge into files of
+            // a few MiB, which this never rewrites again: cheap, and it keeps the number of
+            // live files (what each commit's snapshot update costs) low. The scheduled and
+            // `kho maintain` compactions merge those into large files.
+            checkpoint: false,
+            target_file_size: FREQUENT_COMPACTION_TARGET,
             ..MaintenanceOptions::default()
         };
         match kho_store::maintain_table(&store, &kho_store::stream_key(&stream), &opts).await {

@@ -51,11 +51,11 @@ pub struct IngestConfig {
 impl Default for IngestConfig {
     fn default() -> Self {
         Self {
-            commit_window: Duration::from_millis(5),
+            commit_window: Duration::ZERO,
             max_batch_events: 100_000,
             max_queued_events: 1_000_000,
             max_commit_events: 500_000,
-            compact_every: 100,
+            compact_every: 20,
             writer: WriterConfig::default(),
         }
     }

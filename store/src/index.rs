@@ -64,12 +64,17 @@ pub(crate) struct KeyEntry {
     pub(crate) committed_at_ms: i64,
 }
 
+/// Maps keyed by event id (a UUID as `u128`), with a fast hasher: ids come from clients,
+/// but a collision flood only slows one stream's writer, it cannot corrupt it.
+pub(crate) type IdMap<V> = HashMap<u128, V, foldhash::fast::RandomState>;
+pub(crate) type IdSet = HashSet<u128, foldhash::fast::RandomState>;
+
 #[derive(Debug, Default)]
 pub(crate) struct StreamIndex {
     /// Event id → index of its event type in the definition.
-    types: HashMap<u128, u8>,
+    types: IdMap<u8>,
     /// Ids already named by a reference-rule event.
-    referenced: HashSet<u128>,
+    referenced: IdSet,
     /// Idempotency key hash → what it got.
     keys: HashMap<String, KeyEntry>,
 }
@@ -89,6 +94,14 @@ impl StreamIndex {
 
     pub(crate) fn key(&self, hash: &str) -> Option<&KeyEntry> {
         self.keys.get(hash)
+    }
+
+    pub(crate) fn insert_event(&mut self, id: u128, ty: u8) {
+        self.types.insert(id, ty);
+    }
+
+    pub(crate) fn insert_reference(&mut self, id: u128) {
+        self.referenced.insert(id);
     }
 
     pub(crate) fn insert_key(&mut self, hash: String, entry: KeyEntry) {

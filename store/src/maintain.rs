@@ -10,7 +10,7 @@
 use std::num::NonZeroU64;
 use std::time::Duration;
 
-use deltalake::checkpoints::create_checkpoint;
+use deltalake::checkpoints::{cleanup_metadata, create_checkpoint};
 use deltalake::operations::vacuum::VacuumMode;
 use serde::Serialize;
 
@@ -51,6 +51,8 @@ pub struct MaintenanceReport {
     pub files_after: usize,
     pub files_compacted: u64,
     pub checkpoint_version: Option<u64>,
+    /// Commit files older than the log retention removed after the checkpoint.
+    pub logs_cleaned: usize,
     pub files_vacuumed: usize,
 }
 
@@ -90,6 +92,11 @@ pub async fn maintain_table(
             .await
             .map_err(Error::delta(key))?;
         report.checkpoint_version = table.version();
+        // Commits skip expired-log cleanup (it lists the whole log); it runs here, keeping
+        // the table's log retention (delta.logRetentionDuration, 30 days by default).
+        report.logs_cleaned = cleanup_metadata(&table, None)
+            .await
+            .map_err(Error::delta(key))?;
     }
     if opts.vacuum {
         if opts.retention < MIN_RETENTION {

@@ -339,7 +339,8 @@ async fn create_table(table: &DeltaTable, def: &StreamDef) -> Result<()> {
         .with_comment(&def.description)
         .with_columns(def.delta_fields())
         .with_configuration_property(TableProperty::AppendOnly, Some("true"))
-        .with_configuration_property(TableProperty::CheckpointInterval, Some("100"))
+        // Each commit's snapshot update replays the log since the last checkpoint.
+        .with_configuration_property(TableProperty::CheckpointInterval, Some("10"))
         .with_configuration([
             ("kho.stream", Some(def.name.as_str())),
             ("kho.owner", Some(def.owner.as_str())),

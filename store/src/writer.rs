@@ -12,9 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{
-    Array, ArrayRef, AsArray, BooleanArray, RecordBatch, TimestampMicrosecondArray,
-};
+use arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch, TimestampMicrosecondArray};
 use arrow::compute::{concat_batches, filter_record_batch};
 use chrono::Utc;
 use deltalake::DeltaTable;
@@ -22,6 +20,7 @@ use deltalake::DeltaTableError;
 use deltalake::kernel::Action;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
 use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::table::state::DeltaTableState;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
@@ -29,8 +28,8 @@ use object_store::path::Path;
 
 use crate::error::{Error, Result, RowError};
 use crate::index::{
-    BatchRecord, CommitMeta, KeyEntry, Receipt, StreamIndex, parse_commit, parse_id, read_columns,
-    type_index,
+    BatchRecord, CommitMeta, IdMap, IdSet, KeyEntry, Receipt, StreamIndex, parse_commit, parse_id,
+    read_columns, type_index,
 };
 use crate::schema::{EVENT_ID, EVENT_TYPE, RECORDED_AT, StreamDef, UTC};
 use crate::store::{Store, stream_key};
@@ -85,7 +84,11 @@ impl Default for WriterConfig {
 /// The single writer of one stream within a process.
 pub struct StreamWriter {
     def: Arc<StreamDef>,
+    /// The table's handles (log store, object store, schema); its own state is not kept
+    /// current: `state` is.
     table: DeltaTable,
+    /// The table state at `indexed_version`, advanced by each commit and catch-up.
+    state: DeltaTableState,
     index: StreamIndex,
     /// The table version the index reflects.
     indexed_version: u64,
@@ -109,11 +112,19 @@ enum Decision {
     Done(Outcome),
     /// Same key as an earlier submission of this group: gets its outcome.
     SameAs(usize),
-    Accept {
-        mask: Option<BooleanArray>,
-        accepted: u64,
-        duplicates: u64,
-    },
+    Accept(Accepted),
+}
+
+/// What an accepted submission adds.
+struct Accepted {
+    /// Rows to write, when some are duplicates.
+    mask: Option<BooleanArray>,
+    accepted: u64,
+    duplicates: u64,
+    /// The new events: id and event type index.
+    new_ids: Vec<(u128, u8)>,
+    /// Events its reversals name.
+    new_refs: Vec<u128>,
 }
 
 /// Data files written for a plan and not yet committed.
@@ -146,9 +157,11 @@ impl StreamWriter {
             .reference
             .as_ref()
             .and_then(|r| def.column_index(&r.column));
+        let state = table.snapshot().map_err(Error::delta(&key))?.clone();
         let mut writer = Self {
             def,
             table,
+            state,
             index: StreamIndex::default(),
             indexed_version: 0,
             config,
@@ -183,12 +196,11 @@ impl StreamWriter {
 
     /// Indexes the whole table at its loaded version, and the keys of recent commits.
     async fn rebuild_index(&mut self) -> Result<()> {
-        let version = self.table.version().unwrap_or(0);
+        let version = self.state.version();
         let mut index = StreamIndex::default();
         let store = self.table.object_store();
         let files: Vec<Path> = self
-            .table
-            .snapshot()?
+            .state
             .log_data()
             .iter()
             .map(|f| f.object_store_path())
@@ -263,6 +275,7 @@ impl StreamWriter {
             let Some(bytes) = log_store.read_commit_entry(v).await? else {
                 // The commits we missed were cleaned up: start over from the table.
                 self.table.update_incremental(None).await?;
+                self.state = self.table.snapshot()?.clone();
                 return self.rebuild_index().await;
             };
             let summary = parse_commit(&bytes).map_err(|reason| self.corrupt(v, reason))?;
@@ -275,8 +288,8 @@ impl StreamWriter {
                 record_keys(&mut self.index, &meta, v, summary.timestamp_ms.unwrap_or(0));
             }
         }
-        self.table
-            .update_incremental(Some(latest))
+        self.state
+            .update(log_store.as_ref(), Some(latest))
             .await
             .map_err(Error::delta(&self.def.name))?;
         self.indexed_version = latest;
@@ -306,13 +319,10 @@ impl StreamWriter {
             };
             let meta = commit_meta(subs, &plan);
             match self.try_commit(files.adds.clone(), &meta).await {
-                Ok(version) => {
+                Ok((version, state)) => {
                     self.apply(subs, &plan, version);
                     self.indexed_version = version;
-                    self.table
-                        .update_incremental(Some(version))
-                        .await
-                        .map_err(Error::delta(&self.def.name))?;
+                    self.state = state;
                     return Ok(finish(plan.decisions, version));
                 }
                 Err(CommitError::Lost) => {
@@ -336,8 +346,8 @@ impl StreamWriter {
     /// Decides each submission against the index and the earlier submissions of the group.
     fn plan(&self, subs: &[Submission]) -> Plan {
         let mut decisions = Vec::with_capacity(subs.len());
-        let mut group_ids: HashMap<u128, u8> = HashMap::new();
-        let mut group_refs: HashMap<u128, ()> = HashMap::new();
+        let mut group_ids = IdMap::<u8>::default();
+        let mut group_refs = IdSet::default();
         let mut group_keys: HashMap<&str, usize> = HashMap::new();
         let mut signature = Vec::new();
         let mut rows = 0u64;
@@ -367,21 +377,14 @@ impl StreamWriter {
             }
             match self.check(sub, &group_ids, &group_refs) {
                 Err(errors) => decisions.push(Decision::Done(Outcome::Rejected(errors))),
-                Ok((keep, new_ids, new_refs)) => {
-                    let accepted = keep.iter().filter(|k| **k).count() as u64;
-                    let duplicates = keep.len() as u64 - accepted;
-                    group_ids.extend(new_ids);
-                    group_refs.extend(new_refs.into_iter().map(|r| (r, ())));
-                    if accepted > 0 {
-                        signature.push((i, accepted));
-                        rows += accepted;
+                Ok(a) => {
+                    group_ids.extend(a.new_ids.iter().copied());
+                    group_refs.extend(a.new_refs.iter().copied());
+                    if a.accepted > 0 {
+                        signature.push((i, a.accepted));
+                        rows += a.accepted;
                     }
-                    let mask = (duplicates > 0).then(|| BooleanArray::from(keep));
-                    decisions.push(Decision::Accept {
-                        mask,
-                        accepted,
-                        duplicates,
-                    });
+                    decisions.push(Decision::Accept(a));
                 }
             }
         }
@@ -393,61 +396,52 @@ impl StreamWriter {
     }
 
     /// Checks one submission: which rows are new, and whether its references hold.
-    #[allow(clippy::type_complexity, clippy::needless_range_loop)]
     fn check(
         &self,
         sub: &Submission,
-        group_ids: &HashMap<u128, u8>,
-        group_refs: &HashMap<u128, ()>,
-    ) -> std::result::Result<(Vec<bool>, Vec<(u128, u8)>, Vec<u128>), Vec<RowError>> {
+        group_ids: &IdMap<u8>,
+        group_refs: &IdSet,
+    ) -> std::result::Result<Accepted, Vec<RowError>> {
         let batch = &sub.batch;
         let ids = batch.column(0).as_string::<i32>();
         let types = batch.column(1).as_string::<i32>();
         let n = batch.num_rows();
-        let mut keep = vec![true; n];
+        let mut keep = Vec::with_capacity(n);
         let mut new_ids = Vec::with_capacity(n);
-        let mut own: HashMap<u128, u8> = HashMap::new();
         let mut errors = Vec::new();
-        for row in 0..n {
-            let Some(id) = parse_id(ids.value(row)) else {
+        for (row, id) in ids.iter().enumerate() {
+            let Some(id) = id.and_then(parse_id) else {
                 errors.push(RowError::new(
                     row + 1,
                     Some(EVENT_ID.into()),
                     "event_id must be a UUID",
                 ));
+                keep.push(false);
                 continue;
             };
-            let ty = type_index(&self.def, types.value(row));
-            if self.index.event_type(id).is_some() || group_ids.contains_key(&id) {
-                keep[row] = false;
-                continue;
+            let new = self.index.event_type(id).is_none() && !group_ids.contains_key(&id);
+            keep.push(new);
+            if new {
+                new_ids.push((id, type_index(&self.def, types.value(row))));
             }
-            own.insert(id, ty);
-            new_ids.push((id, ty));
         }
         let mut new_refs = Vec::new();
-        if let (Some(ref_type), Some(col)) = (self.ref_type, self.ref_column) {
+        if let (Some(ref_type), Some(col), Some(rule)) =
+            (self.ref_type, self.ref_column, self.def.reference.as_ref())
+        {
+            let own: IdMap<u8> = new_ids.iter().copied().collect();
+            let mut named = IdSet::default();
             let refs = batch.column(col).as_string::<i32>();
-            let rule = self
-                .def
-                .reference
-                .as_ref()
-                .expect("ref_type implies a rule");
-            for row in 0..n {
+            for (row, target) in refs.iter().enumerate() {
+                // Only new reversals; a missing target is reported at decode.
+                let Some(text) = target else { continue };
                 if !keep[row] || type_index(&self.def, types.value(row)) != ref_type {
                     continue;
                 }
-                let field = Some(rule.column.clone());
-                if refs.is_null(row) {
-                    continue; // required-ness is checked at decode
-                }
-                let text = refs.value(row);
+                let error =
+                    |message: String| RowError::new(row + 1, Some(rule.column.clone()), message);
                 let Some(target) = parse_id(text) else {
-                    errors.push(RowError::new(
-                        row + 1,
-                        field,
-                        format!("{text:?} is not a UUID"),
-                    ));
+                    errors.push(error(format!("{text:?} is not a UUID")));
                     continue;
                 };
                 let target_type = self
@@ -456,29 +450,20 @@ impl StreamWriter {
                     .or_else(|| group_ids.get(&target).copied())
                     .or_else(|| own.get(&target).copied());
                 match target_type {
-                    None => errors.push(RowError::new(
-                        row + 1,
-                        field,
-                        format!(
-                            "names event {text}, which is not in stream {}",
-                            self.def.name
-                        ),
-                    )),
-                    Some(t) if t == ref_type => errors.push(RowError::new(
-                        row + 1,
-                        field,
-                        format!("names event {text}, which is itself an {}", rule.event_type),
-                    )),
+                    None => errors.push(error(format!(
+                        "names event {text}, which is not in stream {}",
+                        self.def.name
+                    ))),
+                    Some(t) if t == ref_type => errors.push(error(format!(
+                        "names event {text}, which is itself an {}",
+                        rule.event_type
+                    ))),
                     Some(_)
                         if self.index.is_referenced(target)
-                            || group_refs.contains_key(&target)
-                            || new_refs.contains(&target) =>
+                            || group_refs.contains(&target)
+                            || !named.insert(target) =>
                     {
-                        errors.push(RowError::new(
-                            row + 1,
-                            field,
-                            format!("event {text} is already reversed"),
-                        ));
+                        errors.push(error(format!("event {text} is already reversed")));
                     }
                     Some(_) => new_refs.push(target),
                 }
@@ -487,11 +472,18 @@ impl StreamWriter {
                 }
             }
         }
-        if errors.is_empty() {
-            Ok((keep, new_ids, new_refs))
-        } else {
-            Err(errors)
+        if !errors.is_empty() {
+            return Err(errors);
         }
+        let accepted = new_ids.len() as u64;
+        let duplicates = n as u64 - accepted;
+        Ok(Accepted {
+            mask: (duplicates > 0).then(|| BooleanArray::from(keep)),
+            accepted,
+            duplicates,
+            new_ids,
+            new_refs,
+        })
     }
 
     /// Writes the accepted rows of a plan to one Parquet file, `recorded_at` set to now.
@@ -499,7 +491,7 @@ impl StreamWriter {
         let schema = self.def.arrow_schema();
         let mut parts = Vec::new();
         for (i, d) in plan.decisions.iter().enumerate() {
-            if let Decision::Accept { mask, accepted, .. } = d
+            if let Decision::Accept(Accepted { mask, accepted, .. }) = d
                 && *accepted > 0
             {
                 let b = match mask {
@@ -545,13 +537,12 @@ impl StreamWriter {
         &self,
         adds: Vec<Action>,
         meta: &CommitMeta,
-    ) -> std::result::Result<u64, CommitError> {
-        let snapshot = self
-            .table
-            .snapshot()
-            .map_err(|e| CommitError::Other(e.into()))?;
+    ) -> std::result::Result<(u64, DeltaTableState), CommitError> {
+        // No automatic retry: a lost race comes back here to be re-planned. Expired-log
+        // cleanup lists the whole log, so it runs with maintenance, not on every commit.
         let props = CommitProperties::default()
             .with_max_retries(0)
+            .with_cleanup_expired_logs(Some(false))
             .with_metadata([(
                 "kho".to_owned(),
                 serde_json::to_value(meta).expect("plain data serializes"),
@@ -563,10 +554,10 @@ impl StreamWriter {
         };
         let res = CommitBuilder::from(props)
             .with_actions(adds)
-            .build(Some(snapshot), self.table.log_store(), op)
+            .build(Some(&self.state), self.table.log_store(), op)
             .await;
         match res {
-            Ok(done) => Ok(done.version()),
+            Ok(done) => Ok((done.version(), done.snapshot())),
             Err(DeltaTableError::VersionAlreadyExists(_))
             | Err(DeltaTableError::Transaction {
                 source:
@@ -580,28 +571,21 @@ impl StreamWriter {
     fn apply(&mut self, subs: &[Submission], plan: &Plan, version: u64) {
         let now = Utc::now().timestamp_millis();
         for (i, d) in plan.decisions.iter().enumerate() {
-            let Decision::Accept {
-                mask,
-                accepted,
-                duplicates,
-            } = d
-            else {
-                continue;
-            };
-            let b = match mask {
-                Some(m) => filter_record_batch(&subs[i].batch, m).expect("mask fits its batch"),
-                None => subs[i].batch.clone(),
-            };
-            // Rows of our own batch: the id column was checked when planning.
-            let _ = self.index.add_rows(&self.def, &b);
+            let Decision::Accept(a) = d else { continue };
+            for &(id, ty) in &a.new_ids {
+                self.index.insert_event(id, ty);
+            }
+            for &target in &a.new_refs {
+                self.index.insert_reference(target);
+            }
             if let Some(key) = &subs[i].idempotency {
                 self.index.insert_key(
                     key.key_sha256.clone(),
                     KeyEntry {
                         receipt: Receipt {
                             version,
-                            accepted: *accepted,
-                            duplicates: *duplicates,
+                            accepted: a.accepted,
+                            duplicates: a.duplicates,
                         },
                         body_sha256: key.body_sha256.clone(),
                         committed_at_ms: now,
@@ -645,20 +629,12 @@ fn commit_meta(subs: &[Submission], plan: &Plan) -> CommitMeta {
         events: plan.rows,
     };
     for (i, d) in plan.decisions.iter().enumerate() {
-        if let (
-            Decision::Accept {
-                accepted,
-                duplicates,
-                ..
-            },
-            Some(key),
-        ) = (d, &subs[i].idempotency)
-        {
+        if let (Decision::Accept(a), Some(key)) = (d, &subs[i].idempotency) {
             meta.batches.push(BatchRecord {
                 idempotency_key: key.key_sha256.clone(),
                 body_sha256: key.body_sha256.clone(),
-                accepted: *accepted,
-                duplicates: *duplicates,
+                accepted: a.accepted,
+                duplicates: a.duplicates,
             });
         }
     }
@@ -675,14 +651,10 @@ fn finish(decisions: Vec<Decision>, version: u64) -> Vec<Outcome> {
                 Outcome::Committed(r) | Outcome::Replayed(r) => Outcome::Replayed(*r),
                 other => other.clone(),
             },
-            Decision::Accept {
-                accepted,
-                duplicates,
-                ..
-            } => Outcome::Committed(Receipt {
+            Decision::Accept(a) => Outcome::Committed(Receipt {
                 version,
-                accepted,
-                duplicates,
+                accepted: a.accepted,
+                duplicates: a.duplicates,
             }),
         };
         out.push(o);

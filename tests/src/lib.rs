@@ -25,11 +25,13 @@ pub struct Server {
 /// Path of the built `kho` binary.
 pub fn kho_bin() -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
-    let dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>");
-    let bin = dir.join(format!("kho{}", std::env::consts::EXE_SUFFIX));
+    let name = format!("kho{}", std::env::consts::EXE_SUFFIX);
+    // Tests run from target/<profile>/deps, binaries (the benchmarks) from target/<profile>.
+    let dir = exe.parent().expect("exe dir");
+    let bin = [dir.join(&name), dir.parent().unwrap_or(dir).join(&name)]
+        .into_iter()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| dir.join(&name));
     assert!(
         bin.exists(),
         "{} is missing: run `cargo build --bins` before the end-to-end tests",
@@ -92,6 +94,11 @@ impl Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
         self.store.clone()
+    }
+
+    /// The server's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -131,12 +131,11 @@ async fn append_inner(
     let limit = state.config.body_limit;
     let too_large =
         || ApiError::PayloadTooLarge(format!("the body exceeds the limit of {limit} bytes"));
-    if let Some(len) = headers
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<usize>().ok())
-        && len > limit
-    {
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|len| len > limit) {
         return Err(too_large());
     }
     let content_type = headers
@@ -152,18 +151,9 @@ async fn append_inner(
             })
         })
         .transpose()?;
-    let bytes = match axum::body::to_bytes(body, limit).await {
-        Ok(b) => b,
-        Err(e) => {
-            let is_limit = std::error::Error::source(&e)
-                .is_some_and(|s| s.is::<http_body_util::LengthLimitError>());
-            return Err(if is_limit {
-                too_large()
-            } else {
-                ApiError::BadRequest(format!("could not read the body: {e}"))
-            });
-        }
-    };
+    let bytes = read_body(body, limit, declared.unwrap_or(0))
+        .await?
+        .ok_or_else(too_large)?;
     let source = principal.source();
     let appended = state
         .ingest
@@ -182,4 +172,23 @@ async fn append_inner(
             .insert("idempotent-replayed", HeaderValue::from_static("true"));
     }
     Ok(resp)
+}
+
+/// Reads a body of at most `limit` bytes into one buffer sized from `Content-Length`;
+/// `None` when it is longer than the limit.
+async fn read_body(body: Body, limit: usize, declared: usize) -> ApiResult<Option<bytes::Bytes>> {
+    use http_body_util::BodyExt;
+    let mut body = body;
+    let mut buf = bytes::BytesMut::with_capacity(declared.min(limit));
+    while let Some(frame) = body.frame().await {
+        let frame =
+            frame.map_err(|e| ApiError::BadRequest(format!("could not read the body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                return Ok(None);
+            }
+            buf.extend_from_slice(&data);
+        }
+    }
+    Ok(Some(buf.freeze()))
 }

@@ -57,7 +57,7 @@ pub(crate) fn decode_csv(builder: &mut BatchBuilder<'_>, body: &[u8]) {
                         row.set(*i, Raw::Text(cell));
                     }
                 }
-                builder.push(row);
+                builder.push(&mut row);
             }
             Err(e) => {
                 let msg = match e.kind() {

@@ -10,16 +10,29 @@ use super::row::{BatchBuilder, Raw, RawRow, Slot};
 
 /// Decodes newline-delimited JSON: one event object per line; blank lines are skipped.
 pub(crate) fn decode_ndjson(builder: &mut BatchBuilder<'_>, body: &[u8]) {
-    for line in body.split(|b| *b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.iter().all(u8::is_ascii_whitespace) {
+    // Validate UTF-8 once for the whole body, so the parser need not check each string.
+    let text = match std::str::from_utf8(body) {
+        Ok(t) => t,
+        Err(e) => {
+            let row = 1 + memchr::memchr_iter(b'\n', &body[..e.valid_up_to()]).count();
+            builder.error(row, None, "malformed JSON: not valid UTF-8");
+            return;
+        }
+    };
+    let mut row = builder.new_row();
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
+    for end in ends {
+        let line = &text[start..end];
+        start = end + 1;
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        if line.bytes().all(|b| b.is_ascii_whitespace()) {
             continue;
         }
         if !builder.has_room() {
             return;
         }
-        let mut row = builder.new_row();
-        let mut de = serde_json::Deserializer::from_slice(line);
+        let mut de = serde_json::Deserializer::from_str(line);
         let parsed = RowSeed {
             builder,
             row: &mut row,
@@ -27,15 +40,22 @@ pub(crate) fn decode_ndjson(builder: &mut BatchBuilder<'_>, body: &[u8]) {
         .deserialize(&mut de)
         .and_then(|()| de.end());
         match parsed {
-            Ok(()) => builder.push(row),
-            Err(e) => builder.skip_row(malformed(&e, true)),
+            Ok(()) => builder.push(&mut row),
+            Err(e) => {
+                row.clear();
+                builder.skip_row(malformed(&e, true));
+            }
         }
     }
 }
 
 /// Decodes a JSON array of event objects.
 pub(crate) fn decode_array(builder: &mut BatchBuilder<'_>, body: &[u8]) {
-    let mut de = serde_json::Deserializer::from_slice(body);
+    let Ok(text) = std::str::from_utf8(body) else {
+        builder.error(1, None, "malformed JSON: not valid UTF-8");
+        return;
+    };
+    let mut de = serde_json::Deserializer::from_str(text);
     let res = de
         .deserialize_seq(ArrayVisitor { builder })
         .and_then(|()| de.end());
@@ -77,17 +97,17 @@ impl<'de> Visitor<'de> for ArrayVisitor<'_, '_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut row = self.builder.new_row();
         loop {
             if !self.builder.has_room() {
                 return Ok(()); // the caller reports the limit; stop reading
             }
-            let mut row = self.builder.new_row();
             let seed = RowSeed {
                 builder: self.builder,
                 row: &mut row,
             };
             match seq.next_element_seed(seed)? {
-                Some(()) => self.builder.push(row),
+                Some(()) => self.builder.push(&mut row),
                 None => return Ok(()),
             }
         }
@@ -116,8 +136,11 @@ impl<'de> Visitor<'de> for RowSeed<'_, '_, '_, 'de> {
     }
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let mut position = 0;
         while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
-            match self.builder.lookup(&key) {
+            let slot = self.builder.lookup_at(self.row, position, &key);
+            position += 1;
+            match slot {
                 Some(Slot::Column(i)) => {
                     let RawValue(v) = map.next_value::<RawValue<'de>>()?;
                     self.row.set(i, v);

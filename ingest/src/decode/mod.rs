@@ -66,7 +66,12 @@ pub fn decode(
     source: &str,
     max_events: usize,
 ) -> Result<RecordBatch, Rejection> {
-    let mut builder = row::BatchBuilder::new(def, max_events);
+    // Size the columns once: a newline per event (NDJSON, CSV), or a guess for arrays.
+    let expected = match format {
+        Format::Ndjson | Format::Csv => memchr::memchr_iter(b'\n', body).count() + 1,
+        Format::JsonArray => body.len() / 200 + 1,
+    };
+    let mut builder = row::BatchBuilder::new(def, max_events, expected);
     match format {
         Format::Ndjson => json::decode_ndjson(&mut builder, body),
         Format::JsonArray => json::decode_array(&mut builder, body),

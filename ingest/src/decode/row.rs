@@ -99,12 +99,22 @@ pub(crate) enum Slot {
 #[derive(Debug)]
 pub(crate) struct RawRow<'a> {
     pub(crate) values: Vec<Option<Raw<'a>>>,
+    /// The column each key position held in the previous row (a lookup shortcut).
+    order: Vec<Slot>,
     pub(crate) unknown: Vec<String>,
     pub(crate) server_set: Vec<&'static str>,
     pub(crate) repeated: Vec<usize>,
 }
 
 impl<'a> RawRow<'a> {
+    /// Empties the row for the next event, keeping its allocation.
+    pub(crate) fn clear(&mut self) {
+        self.values.iter_mut().for_each(|v| *v = None);
+        self.unknown.clear();
+        self.server_set.clear();
+        self.repeated.clear();
+    }
+
     pub(crate) fn set(&mut self, index: usize, value: Raw<'a>) {
         if self.values[index].is_some() {
             self.repeated.push(index);
@@ -123,15 +133,15 @@ enum ColBuilder {
 }
 
 impl ColBuilder {
-    fn new(ty: ColumnType) -> Self {
+    fn new(ty: ColumnType, rows: usize) -> Self {
         match ty {
-            ColumnType::String => Self::Str(StringBuilder::new()),
-            ColumnType::Integer => Self::Int32(Int32Builder::new()),
-            ColumnType::Long => Self::Int64(Int64Builder::new()),
-            ColumnType::Double => Self::Float(Float64Builder::new()),
-            ColumnType::Boolean => Self::Bool(BooleanBuilder::new()),
+            ColumnType::String => Self::Str(StringBuilder::with_capacity(rows, rows * 24)),
+            ColumnType::Integer => Self::Int32(Int32Builder::with_capacity(rows)),
+            ColumnType::Long => Self::Int64(Int64Builder::with_capacity(rows)),
+            ColumnType::Double => Self::Float(Float64Builder::with_capacity(rows)),
+            ColumnType::Boolean => Self::Bool(BooleanBuilder::with_capacity(rows)),
             ColumnType::Timestamp => {
-                Self::Ts(TimestampMicrosecondBuilder::new().with_timezone(UTC))
+                Self::Ts(TimestampMicrosecondBuilder::with_capacity(rows).with_timezone(UTC))
             }
         }
     }
@@ -181,23 +191,57 @@ pub enum Rejection {
     },
 }
 
+/// How an event type uses a payload column.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Use<'d> {
+    Unused,
+    Optional,
+    Required,
+    /// Required, with the one value the event type allows.
+    Fixed(&'d Literal),
+}
+
 /// Builds the Arrow batch of one request, validating each row on the way.
 pub(crate) struct BatchBuilder<'d> {
     def: &'d StreamDef,
     names: Vec<&'d str>,
     types: Vec<ColumnType>,
-    lookup: HashMap<&'d str, Slot>,
+    lookup: HashMap<&'d str, Slot, foldhash::fast::RandomState>,
+    /// Per event type (in definition order), per payload column: how the type uses it.
+    usage: Vec<Vec<Use<'d>>>,
     builders: Vec<Option<ColBuilder>>,
     rows: usize,
     errors: Vec<RowError>,
     total_errors: usize,
-    ids: HashMap<u128, usize>,
+    ids: HashMap<u128, usize, foldhash::fast::RandomState>,
     max_rows: usize,
     too_many: bool,
 }
 
 impl<'d> BatchBuilder<'d> {
-    pub(crate) fn new(def: &'d StreamDef, max_rows: usize) -> Self {
+    /// A builder for up to `max_rows` rows, sized for about `expected_rows`.
+    pub(crate) fn new(def: &'d StreamDef, max_rows: usize, expected_rows: usize) -> Self {
+        let usage = def
+            .event_types
+            .iter()
+            .map(|et| {
+                def.columns
+                    .iter()
+                    .map(|c| {
+                        if let Some((_, lit)) = et.fixed.iter().find(|(n, _)| *n == c.name) {
+                            Use::Fixed(lit)
+                        } else if et.required.contains(&c.name) {
+                            Use::Required
+                        } else if et.optional.contains(&c.name) {
+                            Use::Optional
+                        } else {
+                            Use::Unused
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        let expected_rows = expected_rows.min(max_rows);
         let mut names: Vec<&str> = ENVELOPE.iter().map(|(n, _, _)| *n).collect();
         let mut types: Vec<ColumnType> = ENVELOPE.iter().map(|(_, t, _)| *t).collect();
         for c in &def.columns {
@@ -219,18 +263,21 @@ impl<'d> BatchBuilder<'d> {
         let builders = names
             .iter()
             .zip(&types)
-            .map(|(n, t)| (*n != RECORDED_AT && *n != SOURCE).then(|| ColBuilder::new(*t)))
+            .map(|(n, t)| {
+                (*n != RECORDED_AT && *n != SOURCE).then(|| ColBuilder::new(*t, expected_rows))
+            })
             .collect();
         Self {
             def,
             names,
             types,
             lookup,
+            usage,
             builders,
             rows: 0,
             errors: Vec::new(),
             total_errors: 0,
-            ids: HashMap::new(),
+            ids: HashMap::default(),
             max_rows,
             too_many: false,
         }
@@ -240,9 +287,34 @@ impl<'d> BatchBuilder<'d> {
         self.lookup.get(name).copied()
     }
 
+    /// Looks up the `position`-th key of a row, trying first the column the same position
+    /// held in the previous row: producers write their keys in a fixed order.
+    pub(crate) fn lookup_at(
+        &self,
+        row: &mut RawRow<'_>,
+        position: usize,
+        name: &str,
+    ) -> Option<Slot> {
+        if let Some(&Slot::Column(i)) = row.order.get(position)
+            && self.names[i] == name
+        {
+            return Some(Slot::Column(i));
+        }
+        let slot = self.lookup(name);
+        if let Some(Slot::Column(i)) = slot {
+            if position < row.order.len() {
+                row.order[position] = Slot::Column(i);
+            } else if position == row.order.len() {
+                row.order.push(Slot::Column(i));
+            }
+        }
+        slot
+    }
+
     pub(crate) fn new_row<'a>(&self) -> RawRow<'a> {
         RawRow {
             values: vec![None; self.names.len()],
+            order: Vec::with_capacity(self.names.len()),
             unknown: Vec::new(),
             server_set: Vec::new(),
             repeated: Vec::new(),
@@ -274,7 +346,7 @@ impl<'d> BatchBuilder<'d> {
     }
 
     /// Validates one row and appends it (or records its problems).
-    pub(crate) fn push(&mut self, raw: RawRow<'_>) {
+    pub(crate) fn push(&mut self, raw: &mut RawRow<'_>) {
         self.rows += 1;
         let row = self.rows;
         let before = self.total_errors;
@@ -294,8 +366,8 @@ impl<'d> BatchBuilder<'d> {
         }
         // Type every present value.
         let mut vals: Vec<Option<Val<'_>>> = Vec::with_capacity(raw.values.len());
-        for (i, v) in raw.values.into_iter().enumerate() {
-            let typed = match v {
+        for (i, v) in raw.values.iter_mut().enumerate() {
+            let typed = match v.take() {
                 None | Some(Raw::Null) => None,
                 Some(v) => match convert(v, self.types[i]) {
                     Ok(v) => Some(v),
@@ -308,6 +380,7 @@ impl<'d> BatchBuilder<'d> {
             };
             vals.push(typed);
         }
+        raw.clear();
         self.check_envelope(row, &mut vals);
         self.check_event_type(row, &vals);
         if self.total_errors == before && self.errors.is_empty() {
@@ -332,7 +405,11 @@ impl<'d> BatchBuilder<'d> {
                             format!("event_id {u} repeats row {first} of this batch"),
                         );
                     }
-                    vals[0] = Some(Val::Str(Cow::Owned(u.to_string())));
+                    // Keep the text when it already is the canonical form.
+                    let canonical = s.len() == 36 && !s.bytes().any(|b| b.is_ascii_uppercase());
+                    if !canonical {
+                        vals[0] = Some(Val::Str(Cow::Owned(u.to_string())));
+                    }
                 }
                 Err(_) => self.error(row, Some(EVENT_ID), format!("{s:?} is not a UUID")),
             },
@@ -355,7 +432,7 @@ impl<'d> BatchBuilder<'d> {
         let Some(Val::Str(name)) = &vals[1] else {
             return;
         };
-        let Some(et) = def.event_type(name) else {
+        let Some(et_index) = def.event_types.iter().position(|e| e.name == *name) else {
             let known: Vec<&str> = def.event_types.iter().map(|e| e.name.as_str()).collect();
             self.error(
                 row,
@@ -368,11 +445,15 @@ impl<'d> BatchBuilder<'d> {
             );
             return;
         };
+        let et = &def.event_types[et_index];
         let payload = &vals[ENVELOPE.len()..];
-        for (col, v) in def.columns.iter().zip(payload) {
+        for (c, (col, v)) in def.columns.iter().zip(payload).enumerate() {
+            let usage = self.usage[et_index][c];
             match v {
                 None => {
-                    if et.required.contains(&col.name) && !self.has_error(row, &col.name) {
+                    if matches!(usage, Use::Required | Use::Fixed(_))
+                        && !self.has_error(row, &col.name)
+                    {
                         self.error(
                             row,
                             Some(&col.name),
@@ -381,7 +462,7 @@ impl<'d> BatchBuilder<'d> {
                     }
                 }
                 Some(v) => {
-                    if !et.uses(&col.name) {
+                    if usage == Use::Unused {
                         self.error(
                             row,
                             Some(&col.name),
@@ -415,7 +496,7 @@ impl<'d> BatchBuilder<'d> {
                             continue;
                         }
                     }
-                    if let Some((_, fixed)) = et.fixed.iter().find(|(c, _)| *c == col.name)
+                    if let Use::Fixed(fixed) = usage
                         && !v.matches(fixed)
                     {
                         self.error(
