@@ -1,4 +1,20 @@
-//! kho-query: the DataFusion session over streams and views, the materialized views and
-//! their refresh, the read-only SQL sandbox and result encoding.
+//! kho-query: DataFusion over kho's Delta tables. The operations center's materialized
+//! views and their incremental refresh ([`views`]), view reads ([`read`]), the read-only SQL
+//! sandbox ([`sql`]) and result encoding ([`encode`]).
 //!
-//! Empty until the views issue: nothing here yet.
+//! Views live at `views/<view>/` in the store; each commit of a view records the source
+//! versions it reflects.
+
+pub mod catalog;
+pub mod encode;
+pub mod error;
+pub mod read;
+pub mod sql;
+pub mod views;
+
+pub use encode::Format;
+pub use error::{QueryError, Result};
+pub use read::{ViewQuery, ViewRows};
+pub use sql::{SqlEngine, SqlLimits, SqlResult};
+pub use views::engine::{Freshness, SourceFreshness, SourceMark, ViewEngine, ViewMeta};
+pub use views::{VIEWS, ViewSpec, spec};

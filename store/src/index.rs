@@ -171,19 +171,24 @@ pub(crate) fn parse_id(s: &str) -> Option<u128> {
 pub(crate) async fn read_columns(
     store: Arc<dyn ObjectStore>,
     path: Path,
-    columns: &[String],
+    columns: Option<&[String]>,
 ) -> Result<Vec<RecordBatch>> {
     let reader = ParquetObjectReader::new(store, path);
     let builder = ParquetRecordBatchStreamBuilder::new(reader).await?;
-    let indices: Vec<usize> = builder
-        .schema()
-        .fields()
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| columns.contains(f.name()))
-        .map(|(i, _)| i)
-        .collect();
-    let mask = ProjectionMask::roots(builder.parquet_schema(), indices);
+    let mask = match columns {
+        None => ProjectionMask::all(),
+        Some(columns) => {
+            let indices: Vec<usize> = builder
+                .schema()
+                .fields()
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| columns.contains(f.name()))
+                .map(|(i, _)| i)
+                .collect();
+            ProjectionMask::roots(builder.parquet_schema(), indices)
+        }
+    };
     let stream = builder
         .with_projection(mask)
         .with_batch_size(64 * 1024)
@@ -192,9 +197,9 @@ pub(crate) async fn read_columns(
     batches.iter().map(plain_strings).collect()
 }
 
-/// Files written by other engines (compaction goes through DataFusion) may hold strings as
-/// `Utf8View` or `LargeUtf8`; the index reads `Utf8`.
-fn plain_strings(batch: &RecordBatch) -> Result<RecordBatch> {
+/// Files written by other engines (compaction goes through DataFusion) and DataFusion scans
+/// hold strings as `Utf8View` or `LargeUtf8`; callers of the store get the declared `Utf8`.
+pub(crate) fn plain_strings(batch: &RecordBatch) -> Result<RecordBatch> {
     use arrow::datatypes::{DataType, Field, Schema};
     let schema = batch.schema();
     let mut fields = Vec::with_capacity(schema.fields().len());

@@ -21,6 +21,7 @@
 //! answer it got (see [`writer`]). Stream tables are `delta.appendOnly`; their columns carry
 //! `kho.since_version` metadata, the schema version that introduced them.
 
+pub mod changes;
 pub mod error;
 pub mod index;
 pub mod location;
@@ -31,6 +32,7 @@ pub mod store;
 pub mod syslog;
 pub mod writer;
 
+pub use changes::{Changes, commit_metadata, latest_version, rows_added};
 pub use error::{Error, Result, RowError};
 pub use index::Receipt;
 pub use location::Location;

@@ -363,36 +363,13 @@ pub async fn read_table(table: &DeltaTable) -> Result<Vec<RecordBatch>> {
     table.update_datafusion_session(&ctx.state())?;
     let provider = table.table_provider().await?;
     let df = ctx.read_table(provider)?;
-    df.collect().await?.iter().map(plain_strings).collect()
+    df.collect()
+        .await?
+        .iter()
+        .map(crate::index::plain_strings)
+        .collect()
 }
 
-/// DataFusion reads strings as `Utf8View`; callers of the store get the declared `Utf8`.
-fn plain_strings(batch: &RecordBatch) -> Result<RecordBatch> {
-    use arrow::datatypes::{DataType, Field, Schema};
-    let schema = batch.schema();
-    if !schema
-        .fields()
-        .iter()
-        .any(|f| f.data_type() == &DataType::Utf8View)
-    {
-        return Ok(batch.clone());
-    }
-    let mut fields = Vec::with_capacity(schema.fields().len());
-    let mut columns = Vec::with_capacity(schema.fields().len());
-    for (f, c) in schema.fields().iter().zip(batch.columns()) {
-        if f.data_type() == &DataType::Utf8View {
-            columns.push(arrow::compute::cast(c, &DataType::Utf8)?);
-            fields.push(Field::new(f.name(), DataType::Utf8, f.is_nullable()));
-        } else {
-            columns.push(c.clone());
-            fields.push(f.as_ref().clone());
-        }
-    }
-    Ok(RecordBatch::try_new(
-        std::sync::Arc::new(Schema::new(fields)),
-        columns,
-    )?)
-}
 
 /// Version, row count, size and last commit time of a loaded table, from the log alone.
 pub fn table_stats(table: &DeltaTable) -> Result<TableStats> {

@@ -207,7 +207,7 @@ impl StreamWriter {
             .collect();
         let columns = self.index_columns();
         let mut reads = futures::stream::iter(files)
-            .map(|p| read_columns(store.clone(), p, &columns))
+            .map(|p| read_columns(store.clone(), p, Some(&columns)))
             .buffer_unordered(8);
         while let Some(batches) = reads.try_next().await? {
             for b in &batches {
@@ -280,7 +280,7 @@ impl StreamWriter {
             };
             let summary = parse_commit(&bytes).map_err(|reason| self.corrupt(v, reason))?;
             for path in summary.data_files {
-                for b in read_columns(store.clone(), path, &columns).await? {
+                for b in read_columns(store.clone(), path, Some(&columns)).await? {
                     self.index.add_rows(&self.def, &b)?;
                 }
             }

@@ -1,0 +1,52 @@
+/// Why a query or a view operation was refused or failed.
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("unknown view {0}")]
+    UnknownView(String),
+
+    #[error("{0}")]
+    BadRequest(String),
+
+    /// A statement the SQL endpoint does not run.
+    #[error("{kind} statements are not allowed: the SQL endpoint is read-only (SELECT, WITH, EXPLAIN)")]
+    Refused { kind: String },
+
+    /// A query went past one of its limits.
+    #[error("{0}")]
+    Limit(String),
+
+    #[error("{0}")]
+    Store(Box<kho_store::Error>),
+
+    #[error("query: {0}")]
+    DataFusion(Box<datafusion::error::DataFusionError>),
+
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<kho_store::Error> for QueryError {
+    fn from(e: kho_store::Error) -> Self {
+        Self::Store(Box::new(e))
+    }
+}
+
+impl From<datafusion::error::DataFusionError> for QueryError {
+    fn from(e: datafusion::error::DataFusionError) -> Self {
+        Self::DataFusion(Box::new(e))
+    }
+}
+
+impl From<kho_store::deltalake::DeltaTableError> for QueryError {
+    fn from(e: kho_store::deltalake::DeltaTableError) -> Self {
+        Self::Store(Box::new(e.into()))
+    }
+}
+
+pub type Result<T, E = QueryError> = std::result::Result<T, E>;

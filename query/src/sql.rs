@@ -1,0 +1,223 @@
+//! The read-only SQL endpoint's engine: one statement, a query, with a memory cap, a time
+//! limit and a row cap; anything that is not a query is refused by name before planning.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use datafusion::execution::disk_manager::{DiskManagerBuilder, DiskManagerMode};
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::sql::parser::{DFParser, Statement as DFStatement};
+use datafusion::sql::sqlparser::ast::Statement;
+use kho_store::Store;
+use tokio::sync::Semaphore;
+
+use crate::catalog::Tables;
+use crate::error::{QueryError, Result};
+
+/// Limits of one SQL query.
+#[derive(Debug, Clone)]
+pub struct SqlLimits {
+    /// Memory the query's operators may hold; past it the query fails (no spilling).
+    pub memory_bytes: usize,
+    pub timeout: Duration,
+    /// Most rows a result may have.
+    pub max_rows: usize,
+    /// Queries running at once; more wait their turn.
+    pub concurrency: usize,
+}
+
+impl Default for SqlLimits {
+    fn default() -> Self {
+        Self {
+            memory_bytes: 512 * 1024 * 1024,
+            timeout: Duration::from_secs(30),
+            max_rows: 100_000,
+            concurrency: 2,
+        }
+    }
+}
+
+/// A query's result.
+#[derive(Debug)]
+pub struct SqlResult {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+    pub rows: usize,
+}
+
+pub struct SqlEngine {
+    tables: Tables,
+    limits: SqlLimits,
+    slots: Semaphore,
+}
+
+impl std::fmt::Debug for SqlEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqlEngine").field("limits", &self.limits).finish()
+    }
+}
+
+/// Refuses anything but one query (`SELECT`, `WITH`, `VALUES`, or an `EXPLAIN` of one).
+pub fn check_read_only(sql: &str) -> Result<()> {
+    let statements = DFParser::parse_sql(sql)
+        .map_err(|e| QueryError::BadRequest(format!("cannot parse the SQL: {e}")))?;
+    if statements.len() != 1 {
+        return Err(QueryError::BadRequest(format!(
+            "send exactly one statement; this has {}",
+            statements.len()
+        )));
+    }
+    check_statement(&statements[0])
+}
+
+fn check_statement(s: &DFStatement) -> Result<()> {
+    let refuse = |kind: &str| Err(QueryError::Refused { kind: kind.to_owned() });
+    match s {
+        DFStatement::Statement(st) => match st.as_ref() {
+            Statement::Query(_) => Ok(()),
+            Statement::Explain { statement, .. } => match statement.as_ref() {
+                Statement::Query(_) => Ok(()),
+                other => refuse(&kind(&other.to_string())),
+            },
+            other => refuse(&kind(&other.to_string())),
+        },
+        DFStatement::CreateExternalTable(_) => refuse("CREATE EXTERNAL TABLE"),
+        DFStatement::CopyTo(_) => refuse("COPY"),
+        DFStatement::Reset(_) => refuse("RESET"),
+        DFStatement::Explain(e) => check_statement(&e.statement),
+    }
+}
+
+/// The statement kind from its SQL: `CREATE TABLE`, `INSERT`, `SET`, ….
+fn kind(sql: &str) -> String {
+    let words: Vec<String> = sql.split_whitespace().take(4).map(str::to_ascii_uppercase).collect();
+    let first = words.first().cloned().unwrap_or_default();
+    match first.as_str() {
+        "CREATE" | "DROP" | "ALTER" => {
+            let mut k = vec![first.clone()];
+            for w in words.iter().skip(1) {
+                k.push(w.clone());
+                if !matches!(w.as_str(), "OR" | "REPLACE" | "EXTERNAL" | "TEMPORARY" | "TEMP" | "UNIQUE" | "IF" | "NOT" | "EXISTS") {
+                    break;
+                }
+            }
+            k.join(" ")
+        }
+        _ => first,
+    }
+}
+
+impl SqlEngine {
+    pub fn new(store: Arc<Store>, limits: SqlLimits) -> Self {
+        Self {
+            tables: Tables::new(store),
+            slots: Semaphore::new(limits.concurrency.max(1)),
+            limits,
+        }
+    }
+
+    pub fn limits(&self) -> &SqlLimits {
+        &self.limits
+    }
+
+    /// Runs one read-only query within the limits.
+    pub async fn run(&self, sql: &str) -> Result<SqlResult> {
+        check_read_only(sql)?;
+        let _slot = self.slots.acquire().await.expect("never closed");
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(self.limits.memory_bytes, 1.0)
+            .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
+            .build_arc()?;
+        let ctx = self.tables.session(runtime).await?;
+        let options = datafusion::execution::context::SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        let limits = &self.limits;
+        let run = async {
+            let df = ctx
+                .sql_with_options(sql, options)
+                .await
+                .map_err(|e| QueryError::BadRequest(e.to_string()))?;
+            let df = crate::read::plain_strings(df.limit(0, Some(limits.max_rows + 1))?)?;
+            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            let batches = df
+                .collect()
+                .await
+                .map_err(|e| classify(e, limits))?;
+            Ok::<_, QueryError>((schema, batches))
+        };
+        let (schema, batches) = tokio::time::timeout(limits.timeout, run)
+            .await
+            .map_err(|_| {
+                QueryError::Limit(format!(
+                    "the query ran past its time limit of {} ms and was stopped",
+                    limits.timeout.as_millis()
+                ))
+            })??;
+        let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        if rows > limits.max_rows {
+            return Err(QueryError::Limit(format!(
+                "the result has more than {} rows: narrow the query or add a LIMIT",
+                limits.max_rows
+            )));
+        }
+        Ok(SqlResult {
+            schema,
+            batches,
+            rows,
+        })
+    }
+}
+
+/// Memory exhaustion is the query's own limit; anything else is reported as it is.
+fn classify(e: datafusion::error::DataFusionError, limits: &SqlLimits) -> QueryError {
+    let text = e.to_string();
+    if text.contains("Resources exhausted") {
+        QueryError::Limit(format!(
+            "the query needed more than its memory limit of {} MiB and was stopped: {}",
+            limits.memory_bytes / (1024 * 1024),
+            text.lines().next().unwrap_or_default()
+        ))
+    } else {
+        QueryError::BadRequest(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_queries_pass() {
+        for ok in [
+            "SELECT 1",
+            "WITH a AS (SELECT 1) SELECT * FROM a",
+            "EXPLAIN SELECT * FROM service_dossiers",
+            "select count(*) from service.dossiers",
+        ] {
+            check_read_only(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for (sql, k) in [
+            ("CREATE TABLE t (a INT)", "CREATE TABLE"),
+            ("CREATE OR REPLACE VIEW v AS SELECT 1", "CREATE OR REPLACE VIEW"),
+            ("DROP TABLE service_dossiers", "DROP TABLE"),
+            ("INSERT INTO t VALUES (1)", "INSERT"),
+            ("UPDATE t SET a = 1", "UPDATE"),
+            ("DELETE FROM t", "DELETE"),
+            ("COPY (SELECT 1) TO '/tmp/x.csv'", "COPY"),
+            ("CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/passwd'", "CREATE EXTERNAL TABLE"),
+            ("SET datafusion.execution.batch_size = 1", "SET"),
+            ("EXPLAIN INSERT INTO t VALUES (1)", "INSERT"),
+        ] {
+            match check_read_only(sql) {
+                Err(QueryError::Refused { kind }) => assert_eq!(kind, k, "{sql}"),
+                other => panic!("{sql}: {other:?}"),
+            }
+        }
+        assert!(matches!(check_read_only("SELECT 1; SELECT 2"), Err(QueryError::BadRequest(_))));
+        assert!(matches!(check_read_only("SELEC 1"), Err(QueryError::BadRequest(_))));
+    }
+}
