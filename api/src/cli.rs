@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use kho_ingest::IngestConfig;
+use kho_query::SqlLimits;
 use kho_store::{MaintenanceOptions, Store, WriterConfig, maintain_table, stream_key};
 use rand::RngCore;
 
@@ -49,6 +50,10 @@ pub struct ServeArgs {
     pub admin_token: Option<String>,
     #[command(flatten)]
     pub ingest: IngestArgs,
+    #[command(flatten)]
+    pub views: ViewArgs,
+    #[command(flatten)]
+    pub sql: SqlArgs,
     /// Compact and checkpoint every stream this often, in seconds (0: only by commit count).
     #[arg(long, env = "KHO_MAINTAIN_EVERY_SECS", default_value_t = 3600)]
     pub maintain_every_secs: u64,
@@ -92,6 +97,43 @@ impl IngestArgs {
 }
 
 #[derive(Debug, Args, Clone)]
+pub struct ViewArgs {
+    /// After a commit, wait this long for more before refreshing the views it touches (ms).
+    #[arg(long, env = "KHO_VIEW_DEBOUNCE_MS", default_value_t = 200)]
+    pub view_debounce_ms: u64,
+    /// Check every view against its sources this often (s), for other processes' commits.
+    #[arg(long, env = "KHO_VIEW_POLL_SECS", default_value_t = 10)]
+    pub view_poll_secs: u64,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct SqlArgs {
+    /// Memory one SQL query may use, in MiB; past it the query fails.
+    #[arg(long, env = "KHO_SQL_MEMORY_MB", default_value_t = 512)]
+    pub sql_memory_mb: usize,
+    /// Time one SQL query may run, in milliseconds.
+    #[arg(long, env = "KHO_SQL_TIMEOUT_MS", default_value_t = 30_000)]
+    pub sql_timeout_ms: u64,
+    /// Most rows one SQL result may have.
+    #[arg(long, env = "KHO_SQL_MAX_ROWS", default_value_t = 100_000)]
+    pub sql_max_rows: usize,
+    /// SQL queries running at once; more wait.
+    #[arg(long, env = "KHO_SQL_CONCURRENCY", default_value_t = 2)]
+    pub sql_concurrency: usize,
+}
+
+impl SqlArgs {
+    pub fn limits(&self) -> SqlLimits {
+        SqlLimits {
+            memory_bytes: self.sql_memory_mb.max(1) * 1024 * 1024,
+            timeout: Duration::from_millis(self.sql_timeout_ms.max(1)),
+            max_rows: self.sql_max_rows.max(1),
+            concurrency: self.sql_concurrency.max(1),
+        }
+    }
+}
+
+#[derive(Debug, Args, Clone)]
 pub struct MaintainArgs {
     #[command(flatten)]
     pub store: StoreArgs,
@@ -115,7 +157,7 @@ pub fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                "info,deltalake=warn,deltalake_core=warn,buoyant_kernel=warn,datafusion=warn".into()
+                "info,deltalake=warn,deltalake_core=warn,buoyant_kernel=off,datafusion=warn".into()
             }),
         )
         .with_writer(std::io::stderr)
@@ -160,10 +202,19 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     let config = ServerConfig {
         body_limit: args.ingest.body_limit,
+        view_debounce: Duration::from_millis(args.views.view_debounce_ms),
+        view_poll: Duration::from_secs(args.views.view_poll_secs.max(1)),
         governance_refresh: Duration::from_secs(5),
         maintain_every: Duration::from_secs(args.maintain_every_secs),
     };
-    let state = AppState::open(store, &admin_token, args.ingest.config(), config).await?;
+    let state = AppState::open(
+        store,
+        &admin_token,
+        args.ingest.config(),
+        args.sql.limits(),
+        config,
+    )
+    .await?;
     serve(state, args.listen).await
 }
 
@@ -175,6 +226,7 @@ async fn run_maintain(args: MaintainArgs) -> anyhow::Result<()> {
             .streams()
             .iter()
             .map(|d| stream_key(&d.name))
+            .chain(kho_query::VIEWS.iter().map(kho_query::ViewSpec::key))
             .chain([kho_catalog::governance::GOVERNANCE_KEY.to_owned()])
             .collect()
     } else {
@@ -195,6 +247,9 @@ async fn run_maintain(args: MaintainArgs) -> anyhow::Result<()> {
         "table", "version", "→", "files", "→", "compacted", "vacuumed"
     );
     for key in keys {
+        if kho_store::latest_version(&store, &key).await.is_err() {
+            continue; // a view never refreshed has no table yet
+        }
         let r = maintain_table(&store, &key, &opts).await?;
         println!(
             "{:<28} {:>8} {:>8} {:>6} {:>6} {:>10} {:>9}",

@@ -33,7 +33,13 @@ pub enum ApiError {
         retry_after_secs: u64,
     },
     #[error("{0}")]
+    NotAcceptable(String),
+    #[error("{0}")]
     Unprocessable(String),
+    #[error("{0}")]
+    StatementNotAllowed(String),
+    #[error("{0}")]
+    QueryLimit(String),
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -46,7 +52,11 @@ impl ApiError {
             Self::Unauthenticated(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::BadRequest(_) | Self::InvalidBatch { .. } => StatusCode::BAD_REQUEST,
+            Self::BadRequest(_) | Self::InvalidBatch { .. } | Self::StatementNotAllowed(_) => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
+            Self::QueryLimit(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -68,6 +78,9 @@ impl ApiError {
             Self::UnsupportedMediaType(_) => "unsupported_media_type",
             Self::TooManyRequests { .. } => "too_many_requests",
             Self::Unprocessable(_) => "idempotency_key_reused",
+            Self::NotAcceptable(_) => "not_acceptable",
+            Self::StatementNotAllowed(_) => "statement_not_allowed",
+            Self::QueryLimit(_) => "query_limit_exceeded",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -166,6 +179,21 @@ impl From<kho_store::Error> for ApiError {
             Self::NotFound(e.to_string())
         } else {
             Self::Internal(e.to_string())
+        }
+    }
+}
+
+impl From<kho_query::QueryError> for ApiError {
+    fn from(e: kho_query::QueryError) -> Self {
+        use kho_query::QueryError as Q;
+        let msg = e.to_string();
+        match e {
+            Q::UnknownView(_) => Self::NotFound(msg),
+            Q::BadRequest(_) => Self::BadRequest(msg),
+            Q::Refused { .. } => Self::StatementNotAllowed(msg),
+            Q::Limit(_) => Self::QueryLimit(msg),
+            Q::Store(s) => (*s).into(),
+            Q::DataFusion(_) | Q::Arrow(_) | Q::Parquet(_) | Q::Internal(_) => Self::Internal(msg),
         }
     }
 }

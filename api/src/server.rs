@@ -9,6 +9,7 @@ use axum::routing::{delete, get, post};
 use axum::serve::ListenerExt;
 use kho_catalog::Governance;
 use kho_ingest::{Ingest, IngestConfig, IngestMetrics};
+use kho_query::{SqlEngine, SqlLimits, ViewEngine};
 use kho_store::{MaintenanceOptions, Store, maintain_table, stream_key};
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
@@ -20,6 +21,10 @@ use crate::routes;
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub body_limit: usize,
+    /// How long the view refresher waits for a burst of commits to end.
+    pub view_debounce: Duration,
+    /// How often views are checked against sources other processes may have written.
+    pub view_poll: Duration,
     /// How often the governance log is re-read for other processes' changes.
     pub governance_refresh: Duration,
     /// How often every stream is compacted and checkpointed (zero: never on schedule).
@@ -32,6 +37,8 @@ pub struct AppState {
     pub store: Arc<Store>,
     pub ingest: Arc<Ingest>,
     pub governance: Arc<Governance>,
+    pub views: Arc<ViewEngine>,
+    pub sql: Arc<SqlEngine>,
     pub metrics: Arc<Metrics>,
     pub config: Arc<ServerConfig>,
 }
@@ -42,6 +49,7 @@ impl AppState {
         store: Arc<Store>,
         admin_token: &str,
         ingest: IngestConfig,
+        sql: SqlLimits,
         config: ServerConfig,
     ) -> anyhow::Result<Self> {
         let governance = Governance::open(store.clone(), admin_token).await?;
@@ -49,6 +57,8 @@ impl AppState {
         let metrics = Arc::new(Metrics::new(&ingest_metrics));
         let ingest = Ingest::new(store.clone(), ingest, ingest_metrics);
         Ok(Self {
+            views: ViewEngine::new(store.clone()),
+            sql: Arc::new(SqlEngine::new(store.clone(), sql)),
             store,
             ingest,
             governance,
@@ -70,6 +80,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/streams", get(routes::streams::list))
         .route("/v1/streams/{stream}", get(routes::streams::get))
         .route("/v1/streams/{stream}/events", post(routes::streams::append))
+        .route("/v1/views", get(routes::views::list))
+        .route("/v1/views/{view}", get(routes::views::get))
+        .route("/v1/views/{view}/refresh", post(routes::views::refresh))
+        .route("/v1/sql", post(routes::views::sql))
         .fallback(|| async { crate::error::ApiError::NotFound("no such route".into()) })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -99,6 +113,16 @@ pub async fn serve(state: AppState, listen: SocketAddr) -> anyhow::Result<()> {
 }
 
 fn spawn_background(state: &AppState) {
+    // Views: bring them up to date now, then after each burst of commits.
+    let views = state.views.clone();
+    let commits = state.ingest.subscribe();
+    let (debounce, poll) = (state.config.view_debounce, state.config.view_poll);
+    tokio::spawn(async move {
+        if let Err(e) = views.refresh_all().await {
+            tracing::warn!(error = %e, "initial view refresh failed");
+        }
+        views.run(commits, debounce, poll).await;
+    });
     let gov = state.governance.clone();
     let every = state.config.governance_refresh;
     if !every.is_zero() {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kho_store::{MaintenanceOptions, Outcome, Store, StreamWriter, Submission, WriterConfig};
-use tokio::sync::{Mutex, OwnedSemaphorePermit, mpsc, oneshot};
+use tokio::sync::{Mutex, OwnedSemaphorePermit, broadcast, mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::metrics::IngestMetrics;
@@ -36,6 +36,7 @@ pub(crate) async fn run(
     stream: String,
     config: CommitterConfig,
     metrics: IngestMetrics,
+    notify: broadcast::Sender<String>,
     mut rx: mpsc::UnboundedReceiver<Job>,
 ) {
     let mut writer: Option<StreamWriter> = None;
@@ -89,6 +90,10 @@ pub(crate) async fn run(
                 for (job, outcome) in jobs.into_iter().zip(outcomes) {
                     let _ = job.reply.send(Ok(outcome));
                     drop(job.permit);
+                }
+                if written > 0 {
+                    // Nobody listening is fine.
+                    let _ = notify.send(stream.clone());
                 }
                 if written > 0
                     && config.compact_every > 0

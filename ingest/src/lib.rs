@@ -24,7 +24,7 @@ use bytes::Bytes;
 use kho_store::{IdempotencyKey, Outcome, Store, Submission, WriterConfig};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 
 pub use decode::{Format, Rejection};
 pub use error::{IngestError, Result};
@@ -96,6 +96,8 @@ pub struct Ingest {
     queue: Arc<Semaphore>,
     committers: std::sync::Mutex<HashMap<String, mpsc::UnboundedSender<Job>>>,
     metrics: IngestMetrics,
+    /// The name of a stream, each time a commit added events to it.
+    commits: broadcast::Sender<String>,
 }
 
 impl std::fmt::Debug for Ingest {
@@ -118,7 +120,13 @@ impl Ingest {
             config,
             committers: std::sync::Mutex::new(HashMap::new()),
             metrics,
+            commits: broadcast::channel(1024).0,
         })
+    }
+
+    /// Tells of every commit that adds events (the stream's name), e.g. to refresh views.
+    pub fn subscribe(&self) -> broadcast::Receiver<String> {
+        self.commits.subscribe()
     }
 
     pub fn config(&self) -> &IngestConfig {
@@ -231,6 +239,7 @@ impl Ingest {
             stream.to_owned(),
             config,
             self.metrics.clone(),
+            self.commits.clone(),
             rx,
         ));
         map.insert(stream.to_owned(), tx.clone());

@@ -45,7 +45,10 @@ impl Format {
     }
 
     /// `?format=` wins; else the first supported type of `Accept`; else JSON.
-    pub fn negotiate(param: Option<&str>, accept: Option<&str>) -> std::result::Result<Self, String> {
+    pub fn negotiate(
+        param: Option<&str>,
+        accept: Option<&str>,
+    ) -> std::result::Result<Self, String> {
         if let Some(p) = param {
             return match p.to_ascii_lowercase().as_str() {
                 "json" => Ok(Format::Json),
@@ -61,7 +64,12 @@ impl Format {
             return Ok(Format::Json);
         };
         for part in accept.split(',') {
-            let mime = part.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+            let mime = part
+                .split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_ascii_lowercase();
             let f = match mime.as_str() {
                 "application/json" | "application/*" | "*/*" => Some(Format::Json),
                 "text/csv" | "text/*" => Some(Format::Csv),
@@ -115,8 +123,14 @@ impl Encoder {
                     .with_explicit_nulls(true)
                     .build::<_, arrow::json::writer::JsonArray>(out),
             ),
-            Format::Csv => Encoder::Csv(arrow::csv::WriterBuilder::new().with_header(true).build(out)),
-            Format::Arrow => Encoder::Arrow(arrow::ipc::writer::StreamWriter::try_new(out, schema)?),
+            Format::Csv => Encoder::Csv(
+                arrow::csv::WriterBuilder::new()
+                    .with_header(true)
+                    .build(out),
+            ),
+            Format::Arrow => {
+                Encoder::Arrow(arrow::ipc::writer::StreamWriter::try_new(out, schema)?)
+            }
             Format::Parquet => Encoder::Parquet(parquet::arrow::ArrowWriter::try_new(
                 out,
                 schema.clone(),
@@ -199,7 +213,9 @@ where
             let _ = err_tx.send(Err(e)).await;
         }
     });
-    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) })
+    futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
 }
 
 /// Encodes batches already in memory.
@@ -227,8 +243,15 @@ mod tests {
             Format::negotiate(None, Some("application/vnd.apache.arrow.stream, */*;q=0.1")),
             Ok(Format::Arrow)
         );
-        assert_eq!(Format::negotiate(None, Some("text/csv;q=0.9")), Ok(Format::Csv));
+        assert_eq!(
+            Format::negotiate(None, Some("text/csv;q=0.9")),
+            Ok(Format::Csv)
+        );
         assert!(Format::negotiate(None, Some("image/png")).is_err());
-        assert!(Format::negotiate(Some("xml"), None).unwrap_err().contains("unknown format xml"));
+        assert!(
+            Format::negotiate(Some("xml"), None)
+                .unwrap_err()
+                .contains("unknown format xml")
+        );
     }
 }

@@ -8,7 +8,9 @@ pub enum QueryError {
     BadRequest(String),
 
     /// A statement the SQL endpoint does not run.
-    #[error("{kind} statements are not allowed: the SQL endpoint is read-only (SELECT, WITH, EXPLAIN)")]
+    #[error(
+        "{kind} statements are not allowed: the SQL endpoint is read-only (SELECT, WITH, EXPLAIN)"
+    )]
     Refused { kind: String },
 
     /// A query went past one of its limits.

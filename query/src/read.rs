@@ -1,8 +1,9 @@
 //! Reading a view: equality filters on its grain, paging, time travel.
 
 use datafusion::arrow::datatypes::DataType;
+use datafusion::common::Column;
 use datafusion::execution::SendableRecordBatchStream;
-use datafusion::prelude::{DataFrame, SessionConfig, SessionContext, cast, col, lit};
+use datafusion::prelude::{DataFrame, Expr, SessionConfig, SessionContext, cast, col, lit};
 use kho_store::{AsOf, commit_metadata, latest_version};
 
 use crate::error::{QueryError, Result};
@@ -30,7 +31,11 @@ pub struct ViewRows {
 /// A session configured for answers to clients: plain `Utf8` strings.
 pub(crate) fn client_config() -> SessionConfig {
     let mut config = SessionConfig::new();
-    config.options_mut().execution.parquet.schema_force_view_types = false;
+    config
+        .options_mut()
+        .execution
+        .parquet
+        .schema_force_view_types = false;
     config
 }
 
@@ -47,12 +52,12 @@ pub(crate) fn plain_strings(df: DataFrame) -> Result<DataFrame> {
     }
     let exprs: Vec<_> = df
         .schema()
-        .fields()
         .iter()
-        .map(|f| {
-            let c = col(format!("\"{}\"", f.name()));
+        .map(|(qualifier, f)| {
+            let c = Expr::Column(Column::new(qualifier.cloned(), f.name()));
             if f.data_type() == &DataType::Utf8View {
-                cast(c, DataType::Utf8).alias(f.name())
+                // Keep the qualifier: `a.id` and `b.id` of a join stay distinct.
+                cast(c, DataType::Utf8).alias_qualified(qualifier.cloned(), f.name())
             } else {
                 c
             }
@@ -74,7 +79,9 @@ impl ViewEngine {
                     spec.grain.join(", ")
                 )));
             }
-            let field = schema.field_with_name(column).expect("grain columns are in the schema");
+            let field = schema
+                .field_with_name(column)
+                .expect("grain columns are in the schema");
             let value = match field.data_type() {
                 DataType::Int32 => lit(value.parse::<i32>().map_err(|_| {
                     QueryError::BadRequest(format!("{column} takes an integer, not {value:?}"))

@@ -55,7 +55,9 @@ pub struct SqlEngine {
 
 impl std::fmt::Debug for SqlEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqlEngine").field("limits", &self.limits).finish()
+        f.debug_struct("SqlEngine")
+            .field("limits", &self.limits)
+            .finish()
     }
 }
 
@@ -73,7 +75,11 @@ pub fn check_read_only(sql: &str) -> Result<()> {
 }
 
 fn check_statement(s: &DFStatement) -> Result<()> {
-    let refuse = |kind: &str| Err(QueryError::Refused { kind: kind.to_owned() });
+    let refuse = |kind: &str| {
+        Err(QueryError::Refused {
+            kind: kind.to_owned(),
+        })
+    };
     match s {
         DFStatement::Statement(st) => match st.as_ref() {
             Statement::Query(_) => Ok(()),
@@ -92,14 +98,28 @@ fn check_statement(s: &DFStatement) -> Result<()> {
 
 /// The statement kind from its SQL: `CREATE TABLE`, `INSERT`, `SET`, ….
 fn kind(sql: &str) -> String {
-    let words: Vec<String> = sql.split_whitespace().take(4).map(str::to_ascii_uppercase).collect();
+    let words: Vec<String> = sql
+        .split_whitespace()
+        .take(4)
+        .map(str::to_ascii_uppercase)
+        .collect();
     let first = words.first().cloned().unwrap_or_default();
     match first.as_str() {
         "CREATE" | "DROP" | "ALTER" => {
             let mut k = vec![first.clone()];
             for w in words.iter().skip(1) {
                 k.push(w.clone());
-                if !matches!(w.as_str(), "OR" | "REPLACE" | "EXTERNAL" | "TEMPORARY" | "TEMP" | "UNIQUE" | "IF" | "NOT" | "EXISTS") {
+                if !matches!(
+                    w.as_str(),
+                    "OR" | "REPLACE"
+                        | "EXTERNAL"
+                        | "TEMPORARY"
+                        | "TEMP"
+                        | "UNIQUE"
+                        | "IF"
+                        | "NOT"
+                        | "EXISTS"
+                ) {
                     break;
                 }
             }
@@ -128,7 +148,9 @@ impl SqlEngine {
         let _slot = self.slots.acquire().await.expect("never closed");
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(self.limits.memory_bytes, 1.0)
-            .with_disk_manager_builder(DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled))
+            .with_disk_manager_builder(
+                DiskManagerBuilder::default().with_mode(DiskManagerMode::Disabled),
+            )
             .build_arc()?;
         let ctx = self.tables.session(runtime).await?;
         let options = datafusion::execution::context::SQLOptions::new()
@@ -143,20 +165,18 @@ impl SqlEngine {
                 .map_err(|e| QueryError::BadRequest(e.to_string()))?;
             let df = crate::read::plain_strings(df.limit(0, Some(limits.max_rows + 1))?)?;
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-            let batches = df
-                .collect()
-                .await
-                .map_err(|e| classify(e, limits))?;
+            let batches = df.collect().await.map_err(|e| classify(e, limits))?;
             Ok::<_, QueryError>((schema, batches))
         };
-        let (schema, batches) = tokio::time::timeout(limits.timeout, run)
-            .await
-            .map_err(|_| {
-                QueryError::Limit(format!(
-                    "the query ran past its time limit of {} ms and was stopped",
-                    limits.timeout.as_millis()
-                ))
-            })??;
+        let (schema, batches) =
+            tokio::time::timeout(limits.timeout, run)
+                .await
+                .map_err(|_| {
+                    QueryError::Limit(format!(
+                        "the query ran past its time limit of {} ms and was stopped",
+                        limits.timeout.as_millis()
+                    ))
+                })??;
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         if rows > limits.max_rows {
             return Err(QueryError::Limit(format!(
@@ -202,13 +222,19 @@ mod tests {
         }
         for (sql, k) in [
             ("CREATE TABLE t (a INT)", "CREATE TABLE"),
-            ("CREATE OR REPLACE VIEW v AS SELECT 1", "CREATE OR REPLACE VIEW"),
+            (
+                "CREATE OR REPLACE VIEW v AS SELECT 1",
+                "CREATE OR REPLACE VIEW",
+            ),
             ("DROP TABLE service_dossiers", "DROP TABLE"),
             ("INSERT INTO t VALUES (1)", "INSERT"),
             ("UPDATE t SET a = 1", "UPDATE"),
             ("DELETE FROM t", "DELETE"),
             ("COPY (SELECT 1) TO '/tmp/x.csv'", "COPY"),
-            ("CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/passwd'", "CREATE EXTERNAL TABLE"),
+            (
+                "CREATE EXTERNAL TABLE x STORED AS CSV LOCATION '/etc/passwd'",
+                "CREATE EXTERNAL TABLE",
+            ),
             ("SET datafusion.execution.batch_size = 1", "SET"),
             ("EXPLAIN INSERT INTO t VALUES (1)", "INSERT"),
         ] {
@@ -217,7 +243,13 @@ mod tests {
                 other => panic!("{sql}: {other:?}"),
             }
         }
-        assert!(matches!(check_read_only("SELECT 1; SELECT 2"), Err(QueryError::BadRequest(_))));
-        assert!(matches!(check_read_only("SELEC 1"), Err(QueryError::BadRequest(_))));
+        assert!(matches!(
+            check_read_only("SELECT 1; SELECT 2"),
+            Err(QueryError::BadRequest(_))
+        ));
+        assert!(matches!(
+            check_read_only("SELEC 1"),
+            Err(QueryError::BadRequest(_))
+        ));
     }
 }

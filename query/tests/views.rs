@@ -18,33 +18,67 @@ async fn store() -> Arc<Store> {
 async fn append(store: &Store, stream: &str, rows: &[Value]) {
     let def = store.stream(stream).unwrap();
     let body: String = rows.iter().map(|r| format!("{r}\n")).collect();
-    let batch = decode(&def, Format::Ndjson, body.as_bytes(), "test:fixture", 100_000)
-        .unwrap_or_else(|e| panic!("{stream}: {e:?}\n{body}"));
-    let mut w = StreamWriter::open(store, stream, WriterConfig::default()).await.unwrap();
-    let out = w.commit(&[Submission { batch, idempotency: None }]).await.unwrap();
+    let batch = decode(
+        &def,
+        Format::Ndjson,
+        body.as_bytes(),
+        "test:fixture",
+        100_000,
+    )
+    .unwrap_or_else(|e| panic!("{stream}: {e:?}\n{body}"));
+    let mut w = StreamWriter::open(store, stream, WriterConfig::default())
+        .await
+        .unwrap();
+    let out = w
+        .commit(&[Submission {
+            batch,
+            idempotency: None,
+        }])
+        .await
+        .unwrap();
     assert!(matches!(out[0], Outcome::Committed(_)), "{stream}: {out:?}");
 }
 
 async fn view(engine: &ViewEngine, name: &str) -> RecordBatch {
     let rows = engine.read(name, &ViewQuery::default()).await.unwrap();
     let schema = rows.batches.schema();
-    let batches: Vec<RecordBatch> = futures::TryStreamExt::try_collect(rows.batches).await.unwrap();
+    let batches: Vec<RecordBatch> = futures::TryStreamExt::try_collect(rows.batches)
+        .await
+        .unwrap();
     concat_batches(&schema, &batches).unwrap()
 }
 
 fn strings(b: &RecordBatch, c: &str) -> Vec<String> {
-    let col = arrow::compute::cast(b.column_by_name(c).unwrap(), &arrow::datatypes::DataType::Utf8).unwrap();
+    let col = arrow::compute::cast(
+        b.column_by_name(c).unwrap(),
+        &arrow::datatypes::DataType::Utf8,
+    )
+    .unwrap();
     let a = col.as_string::<i32>();
-    (0..a.len()).map(|i| if a.is_null(i) { "∅".into() } else { a.value(i).to_owned() }).collect()
+    (0..a.len())
+        .map(|i| {
+            if a.is_null(i) {
+                "∅".into()
+            } else {
+                a.value(i).to_owned()
+            }
+        })
+        .collect()
 }
 
 fn longs(b: &RecordBatch, c: &str) -> Vec<i64> {
-    b.column_by_name(c).unwrap().as_primitive::<Int64Type>().values().to_vec()
+    b.column_by_name(c)
+        .unwrap()
+        .as_primitive::<Int64Type>()
+        .values()
+        .to_vec()
 }
 
 fn floats(b: &RecordBatch, c: &str) -> Vec<Option<f64>> {
     let a = b.column_by_name(c).unwrap().as_primitive::<Float64Type>();
-    (0..a.len()).map(|i| (!a.is_null(i)).then(|| a.value(i))).collect()
+    (0..a.len())
+        .map(|i| (!a.is_null(i)).then(|| a.value(i)))
+        .collect()
 }
 
 #[tokio::test]
@@ -56,13 +90,46 @@ async fn dossiers_by_hand() {
                "agency_code": agency, "level": level, "channel": channel, "due_at": due})
     };
     let ev = |ty: &str, id: &str, at: &str| json!({"event_type": ty, "entity_id": id, "occurred_at": at});
-    append(&store, "service.dossiers", &[
-        // 20:00Z on 31 January is 03:00 on 1 February in Tây Ninh: February.
-        received("D1", "2021-01-31T20:00:00Z", "STP", "online", 4, "2021-02-10T17:00:00+07:00"),
-        received("D2", "2021-01-15T09:00:00+07:00", "STP", "counter", 2, "2021-01-20T17:00:00+07:00"),
-        received("D3", "2021-02-03T09:00:00+07:00", "STP", "postal", 3, "2021-02-05T17:00:00+07:00"),
-        received("D4", "2021-02-04T09:00:00+07:00", "UBND-TN", "counter", 2, "2021-02-28T17:00:00+07:00"),
-    ]).await;
+    append(
+        &store,
+        "service.dossiers",
+        &[
+            // 20:00Z on 31 January is 03:00 on 1 February in Tây Ninh: February.
+            received(
+                "D1",
+                "2021-01-31T20:00:00Z",
+                "STP",
+                "online",
+                4,
+                "2021-02-10T17:00:00+07:00",
+            ),
+            received(
+                "D2",
+                "2021-01-15T09:00:00+07:00",
+                "STP",
+                "counter",
+                2,
+                "2021-01-20T17:00:00+07:00",
+            ),
+            received(
+                "D3",
+                "2021-02-03T09:00:00+07:00",
+                "STP",
+                "postal",
+                3,
+                "2021-02-05T17:00:00+07:00",
+            ),
+            received(
+                "D4",
+                "2021-02-04T09:00:00+07:00",
+                "UBND-TN",
+                "counter",
+                2,
+                "2021-02-28T17:00:00+07:00",
+            ),
+        ],
+    )
+    .await;
     append(&store, "service.dossiers", &[
         // D1 resolved in time, D3 after its due date, D4 withdrawn.
         json!({"event_type": "dossier_resolved", "entity_id": "D1", "occurred_at": "2021-02-08T10:00:00+07:00", "outcome": "approved"}),
@@ -101,11 +168,34 @@ async fn budget_reversal_and_late_event() {
         json!({"event_id": format!("00000000-0000-7000-8000-{id:012}"), "event_type": ty, "entity_id": format!("E{id}"),
                "occurred_at": at, "fiscal_year": 2021, "agency_code": "STC", "flow": flow, "category_code": "1001", "amount_vnd": amount})
     };
-    append(&store, "finance.budget", &[
-        entry(1, "estimate_assigned", "2021-01-05T08:00:00+07:00", "revenue", 1_000),
-        entry(2, "revenue_collected", "2021-02-10T08:00:00+07:00", "revenue", 100),
-        entry(3, "revenue_collected", "2021-03-10T08:00:00+07:00", "revenue", 300),
-    ]).await;
+    append(
+        &store,
+        "finance.budget",
+        &[
+            entry(
+                1,
+                "estimate_assigned",
+                "2021-01-05T08:00:00+07:00",
+                "revenue",
+                1_000,
+            ),
+            entry(
+                2,
+                "revenue_collected",
+                "2021-02-10T08:00:00+07:00",
+                "revenue",
+                100,
+            ),
+            entry(
+                3,
+                "revenue_collected",
+                "2021-03-10T08:00:00+07:00",
+                "revenue",
+                300,
+            ),
+        ],
+    )
+    .await;
     engine.refresh("budget_execution").await.unwrap();
     let b = view(&engine, "budget_execution").await;
     assert_eq!(strings(&b, "month"), ["2021-01", "2021-02", "2021-03"]);
@@ -123,7 +213,10 @@ async fn budget_reversal_and_late_event() {
     assert_eq!(longs(&b, "estimate_vnd"), [1_000; 3]);
     assert_eq!(longs(&b, "actual_vnd"), [0, 150, 0]);
     assert_eq!(longs(&b, "ytd_actual_vnd"), [0, 150, 150]);
-    assert_eq!(floats(&b, "execution_rate"), [Some(0.0), Some(0.15), Some(0.15)]);
+    assert_eq!(
+        floats(&b, "execution_rate"),
+        [Some(0.0), Some(0.15), Some(0.15)]
+    );
 }
 
 #[tokio::test]
@@ -172,9 +265,19 @@ async fn zero_is_not_no_data() {
         json!({"event_type": "procedure_published", "entity_id": "1.001", "occurred_at": "2021-01-01T08:00:00+07:00", "procedure_name": "Cấp phép xây dựng", "agency_code": "SXD", "level": 4, "on_national_portal": true}),
     ]).await;
     let f = engine.freshness("service_procedures").await.unwrap();
-    assert_eq!((f.sources[0].version, f.sources[0].latest_version, f.sources[0].lag_commits), (0, 1, 1));
+    assert_eq!(
+        (
+            f.sources[0].version,
+            f.sources[0].latest_version,
+            f.sources[0].lag_commits
+        ),
+        (0, 1, 1)
+    );
     let f = engine.refresh("service_procedures").await.unwrap();
-    assert_eq!((f.version, f.rows, f.sources[0].lag_commits), (Some(1), 1, 0));
+    assert_eq!(
+        (f.version, f.rows, f.sources[0].lag_commits),
+        (Some(1), 1, 0)
+    );
 }
 
 /// A random scenario: events for every stream, appended in small batches interleaved across
@@ -196,7 +299,9 @@ mod scenario {
     }
 
     fn ts(secs: i64) -> String {
-        chrono::DateTime::from_timestamp(secs, 0).unwrap().to_rfc3339()
+        chrono::DateTime::from_timestamp(secs, 0)
+            .unwrap()
+            .to_rfc3339()
     }
 
     pub(super) fn build(seed: u64) -> Vec<Op> {
@@ -212,15 +317,25 @@ mod scenario {
             let e = match rng.random_range(0..6) {
                 0..=2 => {
                     let channel = pick(&mut rng, &["counter", "online", "postal"]);
-                    let level = if channel == "online" { rng.random_range(3..5) } else { rng.random_range(2..5) };
+                    let level = if channel == "online" {
+                        rng.random_range(3..5)
+                    } else {
+                        rng.random_range(2..5)
+                    };
                     json!({"event_type": "dossier_received", "entity_id": id, "occurred_at": ts(t), "procedure_code": "1.001",
                            "agency_code": pick(&mut rng, &agencies), "level": level, "channel": channel,
                            "due_at": ts(t + rng.random_range(0..20) * 86_400)})
                 }
-                3 => json!({"event_type": "dossier_resolved", "entity_id": id, "occurred_at": ts(t), "outcome": "approved"}),
-                4 => json!({"event_type": "dossier_withdrawn", "entity_id": id, "occurred_at": ts(t)}),
-                _ => json!({"event_type": "dossier_returned", "entity_id": id, "occurred_at": ts(t),
-                            "return_channel": pick(&mut rng, &["counter", "postal"])}),
+                3 => {
+                    json!({"event_type": "dossier_resolved", "entity_id": id, "occurred_at": ts(t), "outcome": "approved"})
+                }
+                4 => {
+                    json!({"event_type": "dossier_withdrawn", "entity_id": id, "occurred_at": ts(t)})
+                }
+                _ => {
+                    json!({"event_type": "dossier_returned", "entity_id": id, "occurred_at": ts(t),
+                            "return_channel": pick(&mut rng, &["counter", "postal"])})
+                }
             };
             dossiers.push(e);
         }
@@ -242,7 +357,10 @@ mod scenario {
         let mut budget = Vec::new();
         let mut open: Vec<String> = Vec::new();
         for n in 0..rng.random_range(0..30u32) {
-            let id = format!("00000000-0000-7000-8000-{:012}", u64::from(n) + seed % 1_000_000 * 100);
+            let id = format!(
+                "00000000-0000-7000-8000-{:012}",
+                u64::from(n) + seed % 1_000_000 * 100
+            );
             let t = at(&mut rng);
             if !open.is_empty() && rng.random_range(0..4) == 0 {
                 let target = open.swap_remove(rng.random_range(0..open.len()));
@@ -250,7 +368,10 @@ mod scenario {
                 continue;
             }
             let (ty, flow) = match rng.random_range(0..3) {
-                0 => ("estimate_assigned", pick(&mut rng, &["revenue", "expenditure"])),
+                0 => (
+                    "estimate_assigned",
+                    pick(&mut rng, &["revenue", "expenditure"]),
+                ),
                 1 => ("revenue_collected", "revenue"),
                 _ => ("expenditure_paid", "expenditure"),
             };
@@ -342,10 +463,21 @@ async fn run_scenario(seed: u64) {
     for v in &VIEWS {
         let incremental = view(&engine, v.name).await;
         let full = engine.rebuild_rows(v.name).await.unwrap();
-        assert_eq!(incremental.num_rows(), full.num_rows(), "seed {seed}, {}", v.name);
+        assert_eq!(
+            incremental.num_rows(),
+            full.num_rows(),
+            "seed {seed}, {}",
+            v.name
+        );
         for (i, field) in full.schema().fields().iter().enumerate() {
             let got = incremental.column_by_name(field.name()).unwrap();
-            assert_eq!(got.to_data(), full.column(i).to_data(), "seed {seed}, {}.{}", v.name, field.name());
+            assert_eq!(
+                got.to_data(),
+                full.column(i).to_data(),
+                "seed {seed}, {}.{}",
+                v.name,
+                field.name()
+            );
         }
     }
 }

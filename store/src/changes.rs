@@ -79,7 +79,11 @@ pub async fn rows_added(
 }
 
 /// The `kho` object a commit recorded in its `commitInfo`, if any.
-pub async fn commit_metadata(store: &Store, key: &str, version: u64) -> Result<Option<serde_json::Value>> {
+pub async fn commit_metadata(
+    store: &Store,
+    key: &str,
+    version: u64,
+) -> Result<Option<serde_json::Value>> {
     let table = store.table_handle(key)?;
     let Some(bytes) = table
         .log_store()

@@ -370,7 +370,6 @@ pub async fn read_table(table: &DeltaTable) -> Result<Vec<RecordBatch>> {
         .collect()
 }
 
-
 /// Version, row count, size and last commit time of a loaded table, from the log alone.
 pub fn table_stats(table: &DeltaTable) -> Result<TableStats> {
     let snapshot = table.snapshot()?;

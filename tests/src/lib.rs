@@ -53,7 +53,7 @@ impl Server {
         cmd.args(["serve", "--store", store, "--listen", "127.0.0.1:0"])
             .args(extra)
             .env("KHO_ADMIN_TOKEN", ADMIN)
-            .env("RUST_LOG", "warn,kho_api=info")
+            .env("RUST_LOG", "warn,buoyant_kernel=off,kho_api=info")
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file));
         for (k, v) in env {

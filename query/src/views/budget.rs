@@ -18,6 +18,9 @@ pub(crate) const STREAM: &str = "finance.budget";
 /// (fiscal_year, agency_code, flow, category_code)
 type Line = (i32, String, String, String);
 
+/// An output row: fiscal year, month, line, actual, year-to-date actual.
+type OutRow = (i32, MonthIndex, usize, i64, i64);
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Estimate,
@@ -170,7 +173,7 @@ impl Fold for Budget {
         let mut order: Vec<usize> = (0..self.lines.len()).collect();
         order.sort_by(|a, b| self.lines[*a].cmp(&self.lines[*b]));
         // Rows sorted by fiscal year, month, agency, flow, category.
-        let mut out: Vec<(i32, MonthIndex, usize, i64, i64)> = Vec::new();
+        let mut out: Vec<OutRow> = Vec::new();
         for &line in &order {
             let mut ytd = 0i64;
             for &m in &self.months[line] {
@@ -180,16 +183,28 @@ impl Fold for Budget {
             }
         }
         out.sort_by(|a, b| (a.0, a.1, &self.lines[a.2]).cmp(&(b.0, b.1, &self.lines[b.2])));
-        let col = |f: &dyn Fn(&(i32, MonthIndex, usize, i64, i64)) -> Option<f64>| -> ArrayRef {
+        let col = |f: &dyn Fn(&OutRow) -> Option<f64>| -> ArrayRef {
             Arc::new(out.iter().map(f).collect::<Float64Array>())
         };
         let columns: Vec<ArrayRef> = vec![
             Arc::new(out.iter().map(|r| r.0).collect::<Int32Array>()),
-            Arc::new(StringArray::from_iter_values(out.iter().map(|r| month_label(r.1)))),
-            Arc::new(StringArray::from_iter_values(out.iter().map(|r| self.lines[r.2].1.as_str()))),
-            Arc::new(StringArray::from_iter_values(out.iter().map(|r| self.lines[r.2].2.as_str()))),
-            Arc::new(StringArray::from_iter_values(out.iter().map(|r| self.lines[r.2].3.as_str()))),
-            Arc::new(out.iter().map(|r| self.estimate[r.2]).collect::<Int64Array>()),
+            Arc::new(StringArray::from_iter_values(
+                out.iter().map(|r| month_label(r.1)),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                out.iter().map(|r| self.lines[r.2].1.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                out.iter().map(|r| self.lines[r.2].2.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                out.iter().map(|r| self.lines[r.2].3.as_str()),
+            )),
+            Arc::new(
+                out.iter()
+                    .map(|r| self.estimate[r.2])
+                    .collect::<Int64Array>(),
+            ),
             Arc::new(out.iter().map(|r| r.3).collect::<Int64Array>()),
             Arc::new(out.iter().map(|r| r.4).collect::<Int64Array>()),
             col(&|r| ratio(r.4, self.estimate[r.2])),

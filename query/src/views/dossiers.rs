@@ -170,7 +170,8 @@ impl Fold for Dossiers {
                             key,
                             month: local_month(key.0),
                             agency: self.agency(a),
-                            online: ch == Some("online") && matches!(opt_i32(level, i), Some(3 | 4)),
+                            online: ch == Some("online")
+                                && matches!(opt_i32(level, i), Some(3 | 4)),
                             postal: ch == Some("postal"),
                             due_at,
                         })
@@ -228,15 +229,29 @@ impl Fold for Dossiers {
             )
         };
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from_iter_values(keys.iter().map(|k| month_label(k.0)))),
-            Arc::new(StringArray::from_iter_values(keys.iter().map(|k| self.agencies[k.1].as_str()))),
+            Arc::new(StringArray::from_iter_values(
+                keys.iter().map(|k| month_label(k.0)),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                keys.iter().map(|k| self.agencies[k.1].as_str()),
+            )),
             count(&|g| g.received),
             count(&|g| g.online),
-            Arc::new(groups.iter().map(|g| ratio(g.online, g.received)).collect::<Float64Array>()),
+            Arc::new(
+                groups
+                    .iter()
+                    .map(|g| ratio(g.online, g.received))
+                    .collect::<Float64Array>(),
+            ),
             target("online_rate"),
             count(&|g| g.resolved),
             count(&|g| g.on_time),
-            Arc::new(groups.iter().map(|g| ratio(g.on_time, g.resolved)).collect::<Float64Array>()),
+            Arc::new(
+                groups
+                    .iter()
+                    .map(|g| ratio(g.on_time, g.resolved))
+                    .collect::<Float64Array>(),
+            ),
             target("on_time_rate"),
             count(&|g| g.pending),
             count(&|g| g.pending_due.range(..wm).map(|(_, n)| n).sum()),

@@ -8,8 +8,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::RecordBatch;
 use arrow::array::AsArray;
+use arrow::array::RecordBatch;
 use arrow::datatypes::TimestampMicrosecondType;
 use chrono::{DateTime, Utc};
 use kho_store::deltalake::kernel::Transaction;
@@ -175,7 +175,10 @@ impl ViewEngine {
             }
         }
         if rebuild {
-            tracing::info!(view = spec.name, "source commits are gone from the log: rebuilding");
+            tracing::info!(
+                view = spec.name,
+                "source commits are gone from the log: rebuilding"
+            );
             let (fold, sources) = self.fold_sources(spec, None).await?;
             state.fold = Some(fold);
             meta.sources = sources;
@@ -191,7 +194,11 @@ impl ViewEngine {
         meta.rows = batch.num_rows() as u64;
         if let Some(ahead) = self.written_ahead(spec, &meta).await? {
             // Another process wrote a newer refresh: keep ours in memory, write next time.
-            tracing::debug!(view = spec.name, version = ahead, "another process is ahead");
+            tracing::debug!(
+                view = spec.name,
+                version = ahead,
+                "another process is ahead"
+            );
             state.meta = Some(meta);
             return Ok(());
         }
@@ -281,7 +288,9 @@ impl ViewEngine {
             return Ok(None);
         };
         let ahead = theirs.sources.iter().any(|(s, m)| {
-            meta.sources.get(s).is_none_or(|ours| m.version > ours.version)
+            meta.sources
+                .get(s)
+                .is_none_or(|ours| m.version > ours.version)
         });
         Ok(ahead.then_some(v))
     }
@@ -297,7 +306,12 @@ impl ViewEngine {
         let txns = meta
             .sources
             .iter()
-            .map(|(s, m)| Transaction::new(format!("kho.source.{s}"), i64::try_from(m.version).unwrap_or(i64::MAX)))
+            .map(|(s, m)| {
+                Transaction::new(
+                    format!("kho.source.{s}"),
+                    i64::try_from(m.version).unwrap_or(i64::MAX),
+                )
+            })
             .collect();
         let props = CommitProperties::default()
             .with_application_transactions(txns)
@@ -366,7 +380,12 @@ impl ViewEngine {
 
     /// Refreshes, after each burst of commits, the views whose sources they touched; and
     /// every `poll` the views of streams that other processes may have written.
-    pub async fn run(self: Arc<Self>, mut commits: tokio::sync::broadcast::Receiver<String>, debounce: Duration, poll: Duration) {
+    pub async fn run(
+        self: Arc<Self>,
+        mut commits: tokio::sync::broadcast::Receiver<String>,
+        debounce: Duration,
+        poll: Duration,
+    ) {
         let mut tick = tokio::time::interval(poll.max(Duration::from_millis(100)));
         tick.tick().await;
         loop {

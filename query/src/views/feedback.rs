@@ -11,7 +11,9 @@ use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray}
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
 use super::Fold;
-use super::rows::{MonthIndex, OrderKey, Rows, local_month, month_label, month_year, opt_str, opt_ts, ratio};
+use super::rows::{
+    MonthIndex, OrderKey, Rows, local_month, month_label, month_year, opt_str, opt_ts, ratio,
+};
 use super::targets::{self, Targets};
 use crate::error::Result;
 
@@ -142,13 +144,22 @@ impl Fold for Feedback {
             Arc::new(groups.iter().map(f).collect::<Int64Array>())
         };
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from_iter_values(keys.iter().map(|k| month_label(k.0)))),
-            Arc::new(StringArray::from_iter_values(keys.iter().map(|k| k.1.as_str()))),
+            Arc::new(StringArray::from_iter_values(
+                keys.iter().map(|k| month_label(k.0)),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                keys.iter().map(|k| k.1.as_str()),
+            )),
             count(|g| g.received),
             count(|g| g.answered),
             count(|g| g.in_progress),
             count(|g| g.on_time),
-            Arc::new(groups.iter().map(|g| ratio(g.on_time, g.answered)).collect::<Float64Array>()),
+            Arc::new(
+                groups
+                    .iter()
+                    .map(|g| ratio(g.on_time, g.answered))
+                    .collect::<Float64Array>(),
+            ),
             Arc::new(
                 keys.iter()
                     .map(|k| self.targets.get("answered_on_time_rate", month_year(k.0)))

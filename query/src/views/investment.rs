@@ -127,10 +127,15 @@ impl Fold for Investment {
             }
         }
         out.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-        let reg = |r: &(i32, &str, &Project, i64, i64)| r.2.registered.as_ref().map(|(_, g)| g.clone());
+        let reg =
+            |r: &(i32, &str, &Project, i64, i64)| r.2.registered.as_ref().map(|(_, g)| g.clone());
         let regs: Vec<Option<Registration>> = out.iter().map(reg).collect();
         let opt_text = |f: &dyn Fn(&Registration) -> &str| -> ArrayRef {
-            Arc::new(regs.iter().map(|r| r.as_ref().map(f)).collect::<StringArray>())
+            Arc::new(
+                regs.iter()
+                    .map(|r| r.as_ref().map(f))
+                    .collect::<StringArray>(),
+            )
         };
         let columns: Vec<ArrayRef> = vec![
             Arc::new(out.iter().map(|r| r.0).collect::<Int32Array>()),
@@ -144,10 +149,18 @@ impl Fold for Investment {
                     .map(|r| r.2.status.as_ref().map(|(_, s)| s.as_str()))
                     .collect::<StringArray>(),
             ),
-            Arc::new(regs.iter().map(|r| r.as_ref().and_then(|g| g.total)).collect::<Int64Array>()),
+            Arc::new(
+                regs.iter()
+                    .map(|r| r.as_ref().and_then(|g| g.total))
+                    .collect::<Int64Array>(),
+            ),
             Arc::new(out.iter().map(|r| r.3).collect::<Int64Array>()),
             Arc::new(out.iter().map(|r| r.4).collect::<Int64Array>()),
-            Arc::new(out.iter().map(|r| ratio(r.4, r.3)).collect::<Float64Array>()),
+            Arc::new(
+                out.iter()
+                    .map(|r| ratio(r.4, r.3))
+                    .collect::<Float64Array>(),
+            ),
             Arc::new(
                 out.iter()
                     .map(|r| self.targets.get("disbursement_rate", r.0))

@@ -18,7 +18,10 @@ pub(crate) type MonthIndex = i32;
 /// The local month of a UTC instant in microseconds.
 pub(crate) fn local_month(micros: i64) -> MonthIndex {
     let tz = FixedOffset::east_opt(LOCAL_OFFSET_SECS).expect("valid offset");
-    let t = tz.timestamp_micros(micros).single().expect("fixed offsets are unambiguous");
+    let t = tz
+        .timestamp_micros(micros)
+        .single()
+        .expect("fixed offsets are unambiguous");
     t.year() * 12 + t.month0() as i32
 }
 
@@ -137,11 +140,27 @@ mod tests {
 
     #[test]
     fn local_months_follow_utc_plus_seven() {
-        let at = |s: &str| chrono::DateTime::parse_from_rfc3339(s).unwrap().timestamp_micros();
-        assert_eq!(month_label(local_month(at("2021-01-31T20:00:00Z"))), "2021-02");
-        assert_eq!(month_label(local_month(at("2021-01-31T16:59:59Z"))), "2021-01");
-        assert_eq!(month_label(local_month(at("2021-01-31T17:00:00Z"))), "2021-02");
-        assert_eq!(month_label(local_month(at("2021-12-31T17:00:00Z"))), "2022-01");
+        let at = |s: &str| {
+            chrono::DateTime::parse_from_rfc3339(s)
+                .unwrap()
+                .timestamp_micros()
+        };
+        assert_eq!(
+            month_label(local_month(at("2021-01-31T20:00:00Z"))),
+            "2021-02"
+        );
+        assert_eq!(
+            month_label(local_month(at("2021-01-31T16:59:59Z"))),
+            "2021-01"
+        );
+        assert_eq!(
+            month_label(local_month(at("2021-01-31T17:00:00Z"))),
+            "2021-02"
+        );
+        assert_eq!(
+            month_label(local_month(at("2021-12-31T17:00:00Z"))),
+            "2022-01"
+        );
         assert_eq!(month_year(local_month(at("2021-12-31T17:00:00Z"))), 2022);
     }
 }

@@ -29,7 +29,10 @@ impl Targets {
                 continue;
             };
             let v = value.value(i);
-            let slot = self.by_kpi_year.entry((k.to_owned(), y)).or_insert((key, v));
+            let slot = self
+                .by_kpi_year
+                .entry((k.to_owned(), y))
+                .or_insert((key, v));
             if key >= slot.0 {
                 *slot = (key, v);
             }
