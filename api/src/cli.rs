@@ -29,6 +29,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Compact, checkpoint and (with --vacuum) vacuum the store's tables, then exit.
     Maintain(MaintainArgs),
+    /// The one-command tour: a fresh store, the province's 2021 feeds pushed through the
+    /// API, the views refreshed, the report's figures beside kho's; then it serves.
+    Demo(DemoArgs),
 }
 
 #[derive(Debug, Args, Clone)]
@@ -134,6 +137,34 @@ impl SqlArgs {
 }
 
 #[derive(Debug, Args, Clone)]
+pub struct DemoArgs {
+    /// Where the demo's data goes. The default directory is the demo's own: each run starts
+    /// it over. Another directory must be new or empty.
+    #[arg(long, default_value = "./kho-demo")]
+    pub store: String,
+    #[arg(long, env = "KHO_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The admin token (at least 16 characters). Generated and printed when unset.
+    #[arg(long, env = "KHO_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
+    /// Seed of the generator: the same seed gives the same events.
+    #[arg(long, default_value_t = 2021)]
+    pub seed: u64,
+    /// Years of data from 2021 on: N times the volume (2021 stays the report's year).
+    #[arg(long, default_value_t = 1)]
+    pub scale: u32,
+    /// Exit after the summary instead of serving (exit code 1 if a figure does not match).
+    #[arg(long)]
+    pub exit: bool,
+    #[command(flatten)]
+    pub ingest: IngestArgs,
+    #[command(flatten)]
+    pub views: ViewArgs,
+    #[command(flatten)]
+    pub sql: SqlArgs,
+}
+
+#[derive(Debug, Args, Clone)]
 pub struct MaintainArgs {
     #[command(flatten)]
     pub store: StoreArgs,
@@ -157,7 +188,7 @@ pub fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                "info,deltalake=warn,deltalake_core=warn,buoyant_kernel=off,datafusion=warn".into()
+                "info,deltalake=warn,deltalake_core=error,buoyant_kernel=off,datafusion=warn".into()
             }),
         )
         .with_writer(std::io::stderr)
@@ -176,6 +207,7 @@ pub fn main() -> ExitCode {
         match cli.command {
             Command::Serve(args) => run_serve(args).await,
             Command::Maintain(args) => run_maintain(args).await,
+            Command::Demo(args) => crate::demo::run(args).await,
         }
     });
     match result {
@@ -193,9 +225,7 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let admin_token = match args.admin_token {
         Some(t) => t,
         None => {
-            let mut bytes = [0u8; 24];
-            rand::rng().fill_bytes(&mut bytes);
-            let t = hex::encode(bytes);
+            let t = random_token();
             eprintln!("KHO_ADMIN_TOKEN is not set; this run's admin token is {t}");
             t
         }
@@ -263,4 +293,11 @@ async fn run_maintain(args: MaintainArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// A random admin token for a run without `KHO_ADMIN_TOKEN`.
+pub fn random_token() -> String {
+    let mut bytes = [0u8; 24];
+    rand::rng().fill_bytes(&mut bytes);
+    hex::encode(bytes)
 }

@@ -96,6 +96,15 @@ pub fn router(state: AppState) -> Router {
 /// Serves until Ctrl-C or SIGTERM. Prints the bound address on stdout first.
 pub async fn serve(state: AppState, listen: SocketAddr) -> anyhow::Result<()> {
     let listener = TcpListener::bind(listen).await?;
+    serve_on(state, listener, shutdown_signal()).await
+}
+
+/// Serves on a bound listener until `shutdown` completes. Prints the address on stdout.
+pub async fn serve_on(
+    state: AppState,
+    listener: TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
     spawn_background(&state);
     println!("kho listening on http://{addr}");
@@ -107,7 +116,7 @@ pub async fn serve(state: AppState, listen: SocketAddr) -> anyhow::Result<()> {
         }
     });
     axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(shutdown)
         .await?;
     Ok(())
 }
@@ -160,7 +169,8 @@ fn spawn_background(state: &AppState) {
     }
 }
 
-async fn shutdown_signal() {
+/// Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

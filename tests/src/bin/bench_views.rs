@@ -47,17 +47,23 @@ struct Lcg(u64);
 
 impl Lcg {
     fn next(&mut self, m: u64) -> u64 {
-        self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
         (self.0 >> 33) % m
     }
 }
 
 const AGENCIES: [&str; 12] = [
-    "STP", "SXD", "STNMT", "SKHDT", "STC", "SYT", "UBND-TN", "UBND-HT", "UBND-TB", "UBND-GD", "UBND-CT", "UBND-DMC",
+    "STP", "SXD", "STNMT", "SKHDT", "STC", "SYT", "UBND-TN", "UBND-HT", "UBND-TB", "UBND-GD",
+    "UBND-CT", "UBND-DMC",
 ];
 
 fn ts(secs: u64) -> String {
-    chrono::DateTime::from_timestamp(secs as i64, 0).unwrap().to_rfc3339()
+    chrono::DateTime::from_timestamp(secs as i64, 0)
+        .unwrap()
+        .to_rfc3339()
 }
 
 /// `n` events of `stream`, numbered from `start`, as NDJSON lines.
@@ -72,49 +78,117 @@ fn events(stream: &str, start: u64, n: u64, rng: &mut Lcg) -> Vec<String> {
         match stream {
             "service.dossiers" => {
                 let channel = ["counter", "counter", "online", "postal"][rng.next(4) as usize];
-                let level = if channel == "online" { 3 + rng.next(2) } else { 2 + rng.next(3) };
+                let level = if channel == "online" {
+                    3 + rng.next(2)
+                } else {
+                    2 + rng.next(3)
+                };
                 let due = at + (3 + rng.next(15)) * 86_400;
-                let _ = write!(line, r#"{{"event_type":"dossier_received","entity_id":"HS-{i}","occurred_at":"{}","procedure_code":"1.00{}","agency_code":"{agency}","level":{level},"channel":"{channel}","due_at":"{}"}}"#, ts(at), rng.next(9), ts(due));
+                let _ = write!(
+                    line,
+                    r#"{{"event_type":"dossier_received","entity_id":"HS-{i}","occurred_at":"{}","procedure_code":"1.00{}","agency_code":"{agency}","level":{level},"channel":"{channel}","due_at":"{}"}}"#,
+                    ts(at),
+                    rng.next(9),
+                    ts(due)
+                );
                 out.push(std::mem::take(&mut line));
                 match rng.next(10) {
-                    0..=6 => { let _ = write!(line, r#"{{"event_type":"dossier_resolved","entity_id":"HS-{i}","occurred_at":"{}","outcome":"approved"}}"#, ts(at + rng.next(20) * 86_400)); }
-                    7 => { let _ = write!(line, r#"{{"event_type":"dossier_withdrawn","entity_id":"HS-{i}","occurred_at":"{}"}}"#, ts(at + 86_400)); }
+                    0..=6 => {
+                        let _ = write!(
+                            line,
+                            r#"{{"event_type":"dossier_resolved","entity_id":"HS-{i}","occurred_at":"{}","outcome":"approved"}}"#,
+                            ts(at + rng.next(20) * 86_400)
+                        );
+                    }
+                    7 => {
+                        let _ = write!(
+                            line,
+                            r#"{{"event_type":"dossier_withdrawn","entity_id":"HS-{i}","occurred_at":"{}"}}"#,
+                            ts(at + 86_400)
+                        );
+                    }
                     _ => {}
                 }
             }
             "service.feedback" => {
-                let _ = write!(line, r#"{{"event_type":"feedback_received","entity_id":"PA-{i}","occurred_at":"{}","channel":"zalo","topic":"đô thị","agency_code":"{agency}","due_at":"{}"}}"#, ts(at), ts(at + 10 * 86_400));
+                let _ = write!(
+                    line,
+                    r#"{{"event_type":"feedback_received","entity_id":"PA-{i}","occurred_at":"{}","channel":"zalo","topic":"đô thị","agency_code":"{agency}","due_at":"{}"}}"#,
+                    ts(at),
+                    ts(at + 10 * 86_400)
+                );
                 out.push(std::mem::take(&mut line));
                 if rng.next(4) != 0 {
-                    let _ = write!(line, r#"{{"event_type":"feedback_answered","entity_id":"PA-{i}","occurred_at":"{}"}}"#, ts(at + rng.next(14) * 86_400));
+                    let _ = write!(
+                        line,
+                        r#"{{"event_type":"feedback_answered","entity_id":"PA-{i}","occurred_at":"{}"}}"#,
+                        ts(at + rng.next(14) * 86_400)
+                    );
                 }
             }
             "finance.budget" => {
                 let (ty, flow) = match rng.next(10) {
-                    0 => ("estimate_assigned", ["revenue", "expenditure"][rng.next(2) as usize]),
+                    0 => (
+                        "estimate_assigned",
+                        ["revenue", "expenditure"][rng.next(2) as usize],
+                    ),
                     1..=4 => ("revenue_collected", "revenue"),
                     _ => ("expenditure_paid", "expenditure"),
                 };
-                let _ = write!(line, r#"{{"event_id":"{}","event_type":"{ty}","entity_id":"KB-{i}","occurred_at":"{}","fiscal_year":2021,"agency_code":"{agency}","flow":"{flow}","category_code":"{}","amount_vnd":{}}}"#,
-                    uuid::Uuid::from_u64_pair(0x0190_0000_0000_7000, 0x8000_0000_0000_0000 | i), ts(at), 1000 + rng.next(40), 1 + rng.next(2_000_000_000));
+                let _ = write!(
+                    line,
+                    r#"{{"event_id":"{}","event_type":"{ty}","entity_id":"KB-{i}","occurred_at":"{}","fiscal_year":2021,"agency_code":"{agency}","flow":"{flow}","category_code":"{}","amount_vnd":{}}}"#,
+                    uuid::Uuid::from_u64_pair(0x0190_0000_0000_7000, 0x8000_0000_0000_0000 | i),
+                    ts(at),
+                    1000 + rng.next(40),
+                    1 + rng.next(2_000_000_000)
+                );
             }
             "investment.projects" => {
                 let p = rng.next(2_000);
-                if i % 500 == 0 {
-                    let _ = write!(line, r#"{{"event_type":"project_registered","entity_id":"DA-{p}","occurred_at":"{}","project_name":"Dự án {p}","investor_code":"BQL-{}","district_code":"{agency}","group":"{}","total_investment_vnd":{}}}"#, ts(at), p % 7, ["A", "B", "C"][(p % 3) as usize], 1_000_000_000 + p);
-                } else if i % 97 == 0 {
-                    let _ = write!(line, r#"{{"event_type":"status_changed","entity_id":"DA-{p}","occurred_at":"{}","status":"{}"}}"#, ts(at), ["preparing", "implementing", "completed", "suspended"][rng.next(4) as usize]);
+                if i.is_multiple_of(500) {
+                    let _ = write!(
+                        line,
+                        r#"{{"event_type":"project_registered","entity_id":"DA-{p}","occurred_at":"{}","project_name":"Dự án {p}","investor_code":"BQL-{}","district_code":"{agency}","group":"{}","total_investment_vnd":{}}}"#,
+                        ts(at),
+                        p % 7,
+                        ["A", "B", "C"][(p % 3) as usize],
+                        1_000_000_000 + p
+                    );
+                } else if i.is_multiple_of(97) {
+                    let _ = write!(
+                        line,
+                        r#"{{"event_type":"status_changed","entity_id":"DA-{p}","occurred_at":"{}","status":"{}"}}"#,
+                        ts(at),
+                        ["preparing", "implementing", "completed", "suspended"]
+                            [rng.next(4) as usize]
+                    );
                 } else {
                     let ty = ["capital_allocated", "disbursement_made"][rng.next(2) as usize];
-                    let _ = write!(line, r#"{{"event_type":"{ty}","entity_id":"DA-{p}","occurred_at":"{}","year":2021,"amount_vnd":{},"capital_source":"local"}}"#, ts(at), 1 + rng.next(900_000_000));
+                    let _ = write!(
+                        line,
+                        r#"{{"event_type":"{ty}","entity_id":"DA-{p}","occurred_at":"{}","year":2021,"amount_vnd":{},"capital_source":"local"}}"#,
+                        ts(at),
+                        1 + rng.next(900_000_000)
+                    );
                 }
             }
             "service.procedures" => {
                 let p = rng.next(5_000);
                 if rng.next(5) == 0 {
-                    let _ = write!(line, r#"{{"event_type":"procedure_withdrawn","entity_id":"TT-{p}","occurred_at":"{}"}}"#, ts(at));
+                    let _ = write!(
+                        line,
+                        r#"{{"event_type":"procedure_withdrawn","entity_id":"TT-{p}","occurred_at":"{}"}}"#,
+                        ts(at)
+                    );
                 } else {
-                    let _ = write!(line, r#"{{"event_type":"procedure_published","entity_id":"TT-{p}","occurred_at":"{}","procedure_name":"Thủ tục {p}","agency_code":"{agency}","level":{},"on_national_portal":{}}}"#, ts(at), 2 + rng.next(3), rng.next(2) == 0);
+                    let _ = write!(
+                        line,
+                        r#"{{"event_type":"procedure_published","entity_id":"TT-{p}","occurred_at":"{}","procedure_name":"Thủ tục {p}","agency_code":"{agency}","level":{},"on_national_portal":{}}}"#,
+                        ts(at),
+                        2 + rng.next(3),
+                        rng.next(2) == 0
+                    );
                 }
             }
             _ => unreachable!(),
@@ -137,13 +211,23 @@ const STREAMS: [(&str, &str, &str); 5] = [
 ];
 
 async fn push(server: &Server, token: &str, stream: &str, lines: Vec<String>) {
-    let bodies: Vec<Bytes> = lines.chunks(10_000).map(|c| Bytes::from(c.join("\n"))).collect();
+    let bodies: Vec<Bytes> = lines
+        .chunks(10_000)
+        .map(|c| Bytes::from(c.join("\n")))
+        .collect();
     let url = server.url(&format!("/v1/streams/{stream}/events"));
     let http = client();
     let mut tasks = futures::stream::iter(bodies.into_iter().map(|b| {
         let (http, url, token) = (http.clone(), url.clone(), token.to_owned());
         async move {
-            let r = http.post(url).bearer_auth(token).header("content-type", "application/x-ndjson").body(b).send().await.unwrap();
+            let r = http
+                .post(url)
+                .bearer_auth(token)
+                .header("content-type", "application/x-ndjson")
+                .body(b)
+                .send()
+                .await
+                .unwrap();
             assert_eq!(r.status(), 201, "{}", r.text().await.unwrap_or_default());
         }
     }))
@@ -162,7 +246,10 @@ async fn main() {
     let a = args();
     let dir = tempfile::tempdir().unwrap();
     let store_path = dir.path().to_str().unwrap().to_owned();
-    let server = Server::start(&store_path, &["--view-debounce-ms", "3600000", "--view-poll-secs", "3600"]);
+    let server = Server::start(
+        &store_path,
+        &["--view-debounce-ms", "3600000", "--view-poll-secs", "3600"],
+    );
     let center = server.token("center", None, "bench").await;
     let http = client();
     let store = kho_store::Store::open_with_pack(&store_path).await.unwrap();
@@ -173,10 +260,23 @@ async fn main() {
     let mut rng = Lcg(42);
     let mut dossier_rebuild = Duration::ZERO;
     for (stream, sector, view) in STREAMS {
-        let token = server.token("sector", Some(sector), &format!("bench-{sector}-{stream}")).await;
-        push(&server, &token, stream, events(stream, 0, a.events as u64, &mut rng)).await;
+        let token = server
+            .token("sector", Some(sector), &format!("bench-{sector}-{stream}"))
+            .await;
+        push(
+            &server,
+            &token,
+            stream,
+            events(stream, 0, a.events as u64, &mut rng),
+        )
+        .await;
         // The first refresh of the server folds everything; not measured.
-        let r = http.post(server.url(&format!("/v1/views/{view}/refresh"))).bearer_auth(&center).send().await.unwrap();
+        let r = http
+            .post(server.url(&format!("/v1/views/{view}/refresh")))
+            .bearer_auth(&center)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         let t = Instant::now();
         let rows = engine.rebuild_rows(view).await.unwrap();
@@ -185,9 +285,20 @@ async fn main() {
             dossier_rebuild = full;
         }
         let extra = a.events as u64 / 100;
-        push(&server, &token, stream, events(stream, a.events as u64 + 1_000_000_000, extra, &mut rng)).await;
+        push(
+            &server,
+            &token,
+            stream,
+            events(stream, a.events as u64 + 1_000_000_000, extra, &mut rng),
+        )
+        .await;
         let t = Instant::now();
-        let r = http.post(server.url(&format!("/v1/views/{view}/refresh"))).bearer_auth(&center).send().await.unwrap();
+        let r = http
+            .post(server.url(&format!("/v1/views/{view}/refresh")))
+            .bearer_auth(&center)
+            .send()
+            .await
+            .unwrap();
         let incremental = t.elapsed();
         assert_eq!(r.status(), 200);
         println!(
@@ -204,16 +315,29 @@ async fn main() {
     println!("| read | format | p50 | p99 |");
     println!("| --- | --- | --- | --- |");
     for view in ["service_dossiers", "budget_execution"] {
-        for (name, accept) in [("JSON", "application/json"), ("Arrow", "application/vnd.apache.arrow.stream")] {
+        for (name, accept) in [
+            ("JSON", "application/json"),
+            ("Arrow", "application/vnd.apache.arrow.stream"),
+        ] {
             let mut lat = Vec::new();
             for _ in 0..200 {
                 let t = Instant::now();
-                let r = http.get(server.url(&format!("/v1/views/{view}"))).bearer_auth(&center).header("accept", accept).send().await.unwrap();
+                let r = http
+                    .get(server.url(&format!("/v1/views/{view}")))
+                    .bearer_auth(&center)
+                    .header("accept", accept)
+                    .send()
+                    .await
+                    .unwrap();
                 assert_eq!(r.status(), 200);
                 let _ = r.bytes().await.unwrap();
                 lat.push(t.elapsed().as_secs_f64() * 1000.0);
             }
-            println!("| {view} (whole view) | {name} | {:.1} ms | {:.1} ms |", quantile(&mut lat, 0.5), quantile(&mut lat, 0.99));
+            println!(
+                "| {view} (whole view) | {name} | {:.1} ms | {:.1} ms |",
+                quantile(&mut lat, 0.5),
+                quantile(&mut lat, 0.99)
+            );
         }
     }
 
