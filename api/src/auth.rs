@@ -1,9 +1,10 @@
 //! Authentication: `Authorization: Bearer <token>` to a [`Principal`], and role checks.
 
 use axum::extract::FromRequestParts;
+use axum::http::HeaderValue;
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
-use kho_catalog::{Principal, Role};
+use kho_catalog::{Principal, Role, Viewer};
 
 use crate::error::ApiError;
 use crate::server::AppState;
@@ -19,22 +20,50 @@ impl FromRequestParts<AppState> for Caller {
         let header = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
             ApiError::Unauthenticated("missing Authorization: Bearer <token>".into())
         })?;
-        let value = header.to_str().map_err(|_| {
-            ApiError::Unauthenticated("the Authorization header is not ASCII".into())
-        })?;
-        let token = value
-            .strip_prefix("Bearer ")
-            .or_else(|| value.strip_prefix("bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or_else(|| {
-                ApiError::Unauthenticated(
-                    "the Authorization header must read Bearer <token>".into(),
-                )
-            })?;
-        let principal = state.governance.authenticate(token).await?;
-        Ok(Caller(principal))
+        authenticate(header, state).await.map(Caller)
     }
+}
+
+/// The caller when a token is given; anyone otherwise. A token that is given but wrong is
+/// refused, never taken as anonymous.
+#[derive(Debug, Clone)]
+pub struct MaybeCaller(pub Option<Principal>);
+
+impl FromRequestParts<AppState> for MaybeCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        match parts.headers.get(AUTHORIZATION) {
+            None => Ok(MaybeCaller(None)),
+            Some(header) => authenticate(header, state)
+                .await
+                .map(|p| MaybeCaller(Some(p))),
+        }
+    }
+}
+
+impl MaybeCaller {
+    pub fn viewer(&self) -> Viewer<'_> {
+        match &self.0 {
+            Some(p) => Viewer::Principal(p),
+            None => Viewer::Anonymous,
+        }
+    }
+}
+
+async fn authenticate(header: &HeaderValue, state: &AppState) -> Result<Principal, ApiError> {
+    let value = header
+        .to_str()
+        .map_err(|_| ApiError::Unauthenticated("the Authorization header is not ASCII".into()))?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| {
+            ApiError::Unauthenticated("the Authorization header must read Bearer <token>".into())
+        })?;
+    Ok(state.governance.authenticate(token).await?)
 }
 
 impl Caller {

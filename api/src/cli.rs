@@ -60,6 +60,21 @@ pub struct ServeArgs {
     /// Compact and checkpoint every stream this often, in seconds (0: only by commit count).
     #[arg(long, env = "KHO_MAINTAIN_EVERY_SECS", default_value_t = 3600)]
     pub maintain_every_secs: u64,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct CatalogArgs {
+    /// The public URL of this server, for the links in the catalog (default: the request's host).
+    #[arg(long, env = "KHO_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Data pulls a minute per anonymous client (counted by salted IP hash).
+    #[arg(long, env = "KHO_PULLS_PER_MIN_ANONYMOUS", default_value_t = 60)]
+    pub pulls_per_min_anonymous: u32,
+    /// Data pulls a minute per token.
+    #[arg(long, env = "KHO_PULLS_PER_MIN_TOKEN", default_value_t = 600)]
+    pub pulls_per_min_token: u32,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -162,6 +177,8 @@ pub struct DemoArgs {
     pub views: ViewArgs,
     #[command(flatten)]
     pub sql: SqlArgs,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
 }
 
 #[derive(Debug, Args, Clone)]
@@ -236,6 +253,11 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
         view_poll: Duration::from_secs(args.views.view_poll_secs.max(1)),
         governance_refresh: Duration::from_secs(5),
         maintain_every: Duration::from_secs(args.maintain_every_secs),
+        public_url: args.catalog.public_url.clone(),
+        pulls_per_min: (
+            args.catalog.pulls_per_min_anonymous,
+            args.catalog.pulls_per_min_token,
+        ),
     };
     let state = AppState::open(
         store,

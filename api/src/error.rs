@@ -41,6 +41,10 @@ pub enum ApiError {
     #[error("{0}")]
     QueryLimit(String),
     #[error("{0}")]
+    Policy(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
     Internal(String),
@@ -56,7 +60,8 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
-            Self::QueryLimit(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::QueryLimit(_) | Self::Policy(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
@@ -81,6 +86,8 @@ impl ApiError {
             Self::NotAcceptable(_) => "not_acceptable",
             Self::StatementNotAllowed(_) => "statement_not_allowed",
             Self::QueryLimit(_) => "query_limit_exceeded",
+            Self::Policy(_) => "policy_violation",
+            Self::Conflict(_) => "conflict",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -167,8 +174,13 @@ impl From<CatalogError> for ApiError {
             }
             CatalogError::Forbidden(_) => Self::Forbidden(msg),
             CatalogError::Invalid(_) => Self::BadRequest(msg),
-            CatalogError::NoSuchToken(_) => Self::NotFound(msg),
+            CatalogError::NoSuchToken(_)
+            | CatalogError::NoSuchDataset(_)
+            | CatalogError::NoSuchRelease { .. } => Self::NotFound(msg),
+            CatalogError::Policy(_) => Self::Policy(msg),
+            CatalogError::Conflict(_) => Self::Conflict(msg),
             CatalogError::Store(s) => (*s).into(),
+            CatalogError::Query(q) => (*q).into(),
         }
     }
 }

@@ -8,5 +8,6 @@ pub mod cli;
 pub mod demo;
 pub mod error;
 pub mod metrics;
+pub mod ratelimit;
 pub mod routes;
 pub mod server;

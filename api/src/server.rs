@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{delete, get, post};
 use axum::serve::ListenerExt;
-use kho_catalog::Governance;
+use kho_catalog::{AuditLog, Governance};
 use kho_ingest::{Ingest, IngestConfig, IngestMetrics};
 use kho_query::{SqlEngine, SqlLimits, ViewEngine};
 use kho_store::{MaintenanceOptions, Store, maintain_table, stream_key};
@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
 use crate::metrics::Metrics;
+use crate::ratelimit::Limiter;
 use crate::routes;
 
 /// Settings of the HTTP layer.
@@ -29,6 +30,10 @@ pub struct ServerConfig {
     pub governance_refresh: Duration,
     /// How often every stream is compacted and checkpointed (zero: never on schedule).
     pub maintain_every: Duration,
+    /// The URL the catalog's links start with; the request's host when unset.
+    pub public_url: Option<String>,
+    /// Pulls a minute per anonymous client (by salted IP hash) and per token.
+    pub pulls_per_min: (u32, u32),
 }
 
 /// What every handler can reach.
@@ -39,6 +44,10 @@ pub struct AppState {
     pub governance: Arc<Governance>,
     pub views: Arc<ViewEngine>,
     pub sql: Arc<SqlEngine>,
+    pub audit: AuditLog,
+    /// Salt of the hashes that stand for anonymous clients' IP addresses.
+    pub ip_salt: Arc<Vec<u8>>,
+    pub limiter: Arc<Limiter>,
     pub metrics: Arc<Metrics>,
     pub config: Arc<ServerConfig>,
 }
@@ -56,7 +65,20 @@ impl AppState {
         let ingest_metrics = IngestMetrics::default();
         let metrics = Arc::new(Metrics::new(&ingest_metrics));
         let ingest = Ingest::new(store.clone(), ingest, ingest_metrics);
+        let audit = AuditLog::open(store.clone()).await?;
+        let ip_salt = {
+            let mut fresh = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut fresh);
+            store
+                .create_object("system/keys/ip-salt", bytes::Bytes::copy_from_slice(&fresh))
+                .await?
+                .to_vec()
+        };
+        let limiter = Arc::new(Limiter::new(config.pulls_per_min.0, config.pulls_per_min.1));
         Ok(Self {
+            audit,
+            ip_salt: Arc::new(ip_salt),
+            limiter,
             views: ViewEngine::new(store.clone()),
             sql: Arc::new(SqlEngine::new(store.clone(), sql)),
             store,
@@ -84,6 +106,35 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/views/{view}", get(routes::views::get))
         .route("/v1/views/{view}/refresh", post(routes::views::refresh))
         .route("/v1/sql", post(routes::views::sql))
+        .route(
+            "/v1/catalog/datasets",
+            get(routes::catalog::list).post(routes::catalog::create),
+        )
+        .route("/v1/catalog/datasets/{id}", get(routes::catalog::get))
+        .route("/v1/catalog/datasets/{id}/data", get(routes::catalog::data))
+        .route(
+            "/v1/catalog/datasets/{id}/grants",
+            post(routes::catalog::grant),
+        )
+        .route(
+            "/v1/catalog/datasets/{id}/grants/{principal}",
+            delete(routes::catalog::ungrant),
+        )
+        .route(
+            "/v1/catalog/datasets/{id}/{step}",
+            post(routes::catalog::step),
+        )
+        .route("/v1/catalog/audit", get(routes::catalog::audit))
+        .route("/v1/catalog/audit/verify", get(routes::catalog::verify))
+        .route("/catalog.jsonld", get(routes::dcat::catalog))
+        .route(
+            "/api/3/action/{action}",
+            get(routes::ckan::action).post(routes::ckan::action),
+        )
+        .route(
+            "/api/action/{action}",
+            get(routes::ckan::action).post(routes::ckan::action),
+        )
         .fallback(|| async { crate::error::ApiError::NotFound("no such route".into()) })
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
@@ -115,13 +166,39 @@ pub async fn serve_on(
             tracing::warn!(error = %e, "could not set TCP_NODELAY");
         }
     });
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await?;
     Ok(())
 }
 
 fn spawn_background(state: &AppState) {
+    // Datasets released on their periodicity.
+    let gov = state.governance.clone();
+    let views = state.views.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(600));
+        loop {
+            tick.tick().await;
+            for id in gov.due_releases() {
+                let scheduler = crate::routes::catalog::scheduler();
+                if let Ok(d) = gov.dataset_for(kho_catalog::Viewer::Principal(&scheduler), &id)
+                    && d.spec.source.kind == kho_catalog::dataset::SourceKind::View
+                {
+                    let _ = views.refresh(&d.spec.source.name).await;
+                }
+                match gov.new_release(&scheduler, &id).await {
+                    Ok(d) => {
+                        tracing::info!(dataset = %id, version = d.releases.last().map_or(0, |r| r.version), "scheduled release")
+                    }
+                    Err(e) => tracing::warn!(dataset = %id, error = %e, "scheduled release failed"),
+                }
+            }
+        }
+    });
     // Views: bring them up to date now, then after each burst of commits.
     let views = state.views.clone();
     let commits = state.ingest.subscribe();

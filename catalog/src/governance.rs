@@ -1,6 +1,6 @@
 //! The governance log and the state replayed from it.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
@@ -8,6 +8,7 @@ use kho_store::{LogEntry, Store, SystemLog, pack::SECTORS};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::dataset::Dataset;
 use crate::error::{CatalogError, Result};
 use crate::tokens::{self, IssuedToken, NewToken, Principal, Role, StoredToken, TokenInfo};
 
@@ -35,10 +36,11 @@ struct TokenRevoked {
 }
 
 #[derive(Debug, Default)]
-struct State {
+pub(crate) struct State {
     /// The log version this state reflects.
     version: u64,
     tokens: HashMap<String, StoredToken>,
+    pub(crate) datasets: BTreeMap<String, Dataset>,
 }
 
 impl State {
@@ -95,13 +97,16 @@ impl State {
                     entry.info.revoked_by = Some(e.actor.clone());
                 }
             }
-            other => tracing::debug!(event_type = other, "governance entry for a later module"),
+            t if t.starts_with("dataset_") || t.starts_with("grant_") => {
+                crate::workflow::apply(&mut self.datasets, e)?;
+            }
+            other => tracing::debug!(event_type = other, "governance entry of a later kho"),
         }
         Ok(())
     }
 }
 
-fn parse<T: for<'de> Deserialize<'de>>(e: &LogEntry) -> Result<T> {
+pub(crate) fn parse<T: for<'de> Deserialize<'de>>(e: &LogEntry) -> Result<T> {
     serde_json::from_value(e.payload.clone()).map_err(|err| {
         CatalogError::Invalid(format!(
             "governance entry {} ({}): {err}",
@@ -112,8 +117,9 @@ fn parse<T: for<'de> Deserialize<'de>>(e: &LogEntry) -> Result<T> {
 
 /// Tokens and (later) datasets, replayed from the governance log.
 pub struct Governance {
+    pub(crate) store: Arc<Store>,
     log: SystemLog,
-    state: RwLock<State>,
+    pub(crate) state: RwLock<State>,
     admin_sha256: [u8; 32],
     last_miss_refresh: tokio::sync::Mutex<Option<Instant>>,
 }
@@ -133,8 +139,9 @@ impl Governance {
                 "the admin token must be at least 16 characters".into(),
             ));
         }
-        let log = SystemLog::open(store, GOVERNANCE_KEY).await?;
+        let log = SystemLog::open(store.clone(), GOVERNANCE_KEY).await?;
         let gov = Arc::new(Self {
+            store,
             log,
             state: RwLock::new(State::default()),
             admin_sha256: tokens::sha256(admin_token.as_bytes()),
@@ -278,7 +285,7 @@ impl Governance {
             .ok_or_else(|| CatalogError::NoSuchToken(id.to_owned()))
     }
 
-    async fn append(&self, entry: &LogEntry) -> Result<()> {
+    pub(crate) async fn append(&self, entry: &LogEntry) -> Result<()> {
         let version = self.log.append(std::slice::from_ref(entry)).await?;
         let mut state = self.state.write().expect("poisoned");
         state.apply(entry)?;

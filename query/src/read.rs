@@ -29,7 +29,7 @@ pub struct ViewRows {
 }
 
 /// A session configured for answers to clients: plain `Utf8` strings.
-pub(crate) fn client_config() -> SessionConfig {
+pub fn client_config() -> SessionConfig {
     let mut config = SessionConfig::new();
     config
         .options_mut()
@@ -41,7 +41,7 @@ pub(crate) fn client_config() -> SessionConfig {
 
 /// Casts `Utf8View` columns (what Delta scans produce) to `Utf8`, what clients expect in
 /// Arrow and Parquet answers and what the views are declared with.
-pub(crate) fn plain_strings(df: DataFrame) -> Result<DataFrame> {
+pub fn plain_strings(df: DataFrame) -> Result<DataFrame> {
     let needs = df
         .schema()
         .fields()

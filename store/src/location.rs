@@ -123,6 +123,43 @@ impl Location {
     }
 }
 
+impl Location {
+    /// An object store rooted at the store root, for kho's own small objects (key material).
+    pub(crate) fn root_store(&self) -> Result<Arc<dyn ObjectStore>> {
+        use object_store::prefix::PrefixStore;
+        if let Some(m) = &self.memory {
+            let prefix = self.root.path().trim_matches('/').to_owned();
+            return Ok(Arc::new(PrefixStore::new(m.clone(), prefix)));
+        }
+        match self.root.scheme() {
+            "file" => {
+                let path = self
+                    .root
+                    .to_file_path()
+                    .map_err(|()| Error::InvalidLocation {
+                        location: self.root.to_string(),
+                        reason: "not a local path".into(),
+                    })?;
+                Ok(Arc::new(
+                    object_store::local::LocalFileSystem::new_with_prefix(path)?,
+                ))
+            }
+            _ => {
+                let mut builder = object_store::aws::AmazonS3Builder::from_env()
+                    .with_bucket_name(self.root.host_str().unwrap_or_default());
+                if let Ok(ep) =
+                    std::env::var("AWS_ENDPOINT").or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+                {
+                    builder = builder.with_endpoint(ep);
+                }
+                let s3 = builder.build()?;
+                let prefix = self.root.path().trim_matches('/').to_owned();
+                Ok(Arc::new(PrefixStore::new(s3, prefix)))
+            }
+        }
+    }
+}
+
 fn with_trailing_slash(mut url: Url) -> Url {
     if !url.path().ends_with('/') {
         let p = format!("{}/", url.path());

@@ -108,6 +108,36 @@ impl Store {
             .ok_or_else(|| Error::UnknownStream(name.to_owned()))
     }
 
+    /// A small object of kho's own under the store root (e.g. `system/keys/…`), if present.
+    pub async fn read_object(&self, key: &str) -> Result<Option<bytes::Bytes>> {
+        use object_store::ObjectStoreExt;
+        let store = self.location.root_store()?;
+        match store.get(&object_store::path::Path::from(key)).await {
+            Ok(r) => Ok(Some(r.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Writes a small object unless one is already there; returns the one that is there
+    /// afterwards (ours, or the one another process wrote first).
+    pub async fn create_object(&self, key: &str, bytes: bytes::Bytes) -> Result<bytes::Bytes> {
+        use object_store::{ObjectStoreExt, PutMode, PutOptions};
+        let store = self.location.root_store()?;
+        let path = object_store::path::Path::from(key);
+        let opts = PutOptions {
+            mode: PutMode::Create,
+            ..Default::default()
+        };
+        match store.put_opts(&path, bytes.clone().into(), opts).await {
+            Ok(_) => Ok(bytes),
+            Err(object_store::Error::AlreadyExists { .. }) => {
+                Ok(store.get(&path).await?.bytes().await?)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// A table handle at `key`, not loaded.
     pub fn table_handle(&self, key: &str) -> Result<DeltaTable> {
         Ok(self.location.builder(key)?.build()?)

@@ -2,6 +2,7 @@
 //! generated and pushed through the HTTP API as the sector systems would push them, the
 //! views refreshed, and a summary of the key figures beside the province's own report.
 
+mod catalog;
 mod data;
 mod generate;
 mod push;
@@ -60,6 +61,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         view_poll: Duration::from_secs(args.views.view_poll_secs.max(1)),
         governance_refresh: Duration::from_secs(5),
         maintain_every: Duration::from_secs(3600),
+        public_url: args.catalog.public_url.clone(),
+        pulls_per_min: (
+            args.catalog.pulls_per_min_anonymous,
+            args.catalog.pulls_per_min_token,
+        ),
     };
     let state = AppState::open(
         store,
@@ -157,7 +163,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         );
     }
     let all_match = summary(&http, &base, &tokens.center).await?;
+    let datasets = catalog::publish(&http, &base, &tokens, last).await?;
     print_access(&base, &tokens);
+    print_catalog(&base, &datasets);
     println!("demo ready in {:.1} s", started.elapsed().as_secs_f64());
 
     if args.exit {
@@ -474,6 +482,26 @@ fn print_access(base: &str, t: &Tokens) {
         t.center
     );
     println!("  {base}/healthz   {base}/metrics");
+    println!();
+}
+
+fn print_catalog(base: &str, datasets: &[(String, String)]) {
+    let count = |c: &str| datasets.iter().filter(|(_, s)| s == c).count();
+    println!(
+        "Catalog: {} datasets published ({} open, {} shared with the demo consumer, {} private)",
+        datasets.len(),
+        count("open"),
+        count("shared"),
+        count("private")
+    );
+    for (id, sharing) in datasets {
+        println!("  {sharing:<8} {base}/v1/catalog/datasets/{id}");
+    }
+    if let Some((id, _)) = datasets.iter().find(|(_, s)| s == "open") {
+        println!("  open data, no token:  curl '{base}/v1/catalog/datasets/{id}/data?format=csv'");
+    }
+    println!("  DCAT-AP:  {base}/catalog.jsonld");
+    println!("  CKAN:     {base}/api/3/action/package_list");
     println!();
 }
 

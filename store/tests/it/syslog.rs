@@ -3,7 +3,7 @@ use serde_json::json;
 
 use crate::support::Backend;
 
-crate::conformance!(system_log_replays_in_order);
+crate::conformance!(system_log_replays_in_order, objects_are_created_once);
 
 async fn system_log_replays_in_order(backend: Backend) {
     let store = backend.store().await;
@@ -27,4 +27,25 @@ async fn system_log_replays_in_order(backend: Backend) {
     let (v, entries) = other.read_all().await.unwrap();
     assert_eq!(v, v2);
     assert_eq!(entries, vec![a, b]);
+}
+
+async fn objects_are_created_once(backend: Backend) {
+    let store = backend.store().await;
+    assert_eq!(store.read_object("system/keys/k").await.unwrap(), None);
+    let first = store
+        .create_object("system/keys/k", bytes::Bytes::from_static(b"one"))
+        .await
+        .unwrap();
+    assert_eq!(&first[..], b"one");
+    // A second process racing to create it gets the first one's bytes.
+    let other = backend.again(&store).await;
+    let second = other
+        .create_object("system/keys/k", bytes::Bytes::from_static(b"two"))
+        .await
+        .unwrap();
+    assert_eq!(&second[..], b"one");
+    assert_eq!(
+        other.read_object("system/keys/k").await.unwrap().as_deref(),
+        Some(&b"one"[..])
+    );
 }

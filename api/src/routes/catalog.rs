@@ -1,0 +1,416 @@
+//! `/v1/catalog`: the native face of the catalog — datasets, the workflow, grants,
+//! downloads (rate-limited and audited) and the audit log.
+
+use std::net::SocketAddr;
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::Response;
+use kho_catalog::dataset::SourceKind;
+use kho_catalog::{Dataset, DatasetSpec, NewGrant, Principal, Pull, Role, Viewer, release};
+use kho_query::{Format, encode};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::auth::{Caller, MaybeCaller};
+use crate::error::{ApiError, ApiResult};
+use crate::server::AppState;
+
+/// The base URL links are made from: the configured public URL, else this request's host.
+pub(crate) fn base_url(state: &AppState, headers: &HeaderMap) -> String {
+    if let Some(u) = &state.config.public_url {
+        return u.trim_end_matches('/').to_owned();
+    }
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+/// A dataset as a caller sees it: grants only for stewards and the owner.
+pub(crate) fn dataset_json(d: &Dataset, viewer: Viewer<'_>, base: &str) -> Value {
+    let mut v = serde_json::to_value(d).expect("plain data");
+    let privileged = match viewer {
+        Viewer::Principal(p) => {
+            p.role == Role::Steward
+                || p.role == Role::Center
+                || (p.role == Role::Sector && p.sector.as_deref() == Some(d.owner.as_str()))
+        }
+        Viewer::Anonymous => false,
+    };
+    if !privileged {
+        v.as_object_mut().expect("an object").remove("grants");
+    }
+    let (slug, name) = d.publisher();
+    v["publisher"] = json!({"id": slug, "name": name});
+    v["links"] = json!({
+        "self": format!("{base}/v1/catalog/datasets/{}", d.spec.id),
+        "data": format!("{base}/v1/catalog/datasets/{}/data", d.spec.id),
+    });
+    v
+}
+
+/// `GET /v1/catalog/datasets`: what the caller may see.
+pub async fn list(
+    State(state): State<AppState>,
+    caller: MaybeCaller,
+    headers: HeaderMap,
+) -> Json<Vec<Value>> {
+    let base = base_url(&state, &headers);
+    let viewer = caller.viewer();
+    Json(
+        state
+            .governance
+            .datasets_for(viewer)
+            .iter()
+            .map(|d| dataset_json(d, viewer, &base))
+            .collect(),
+    )
+}
+
+/// `GET /v1/catalog/datasets/{id}`.
+pub async fn get(
+    State(state): State<AppState>,
+    caller: MaybeCaller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    let viewer = caller.viewer();
+    let d = state.governance.dataset_for(viewer, &id)?;
+    Ok(Json(dataset_json(&d, viewer, &base_url(&state, &headers))))
+}
+
+/// `POST /v1/catalog/datasets`: a draft (or a new version of one's own draft).
+pub async fn create(
+    State(state): State<AppState>,
+    Caller(by): Caller,
+    headers: HeaderMap,
+    body: Result<Json<DatasetSpec>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Json(spec) = body?;
+    let d = state.governance.draft(&by, spec).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(dataset_json(
+            &d,
+            Viewer::Principal(&by),
+            &base_url(&state, &headers),
+        )),
+    ))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Why {
+    #[serde(default)]
+    why: Option<String>,
+}
+
+fn why(body: Option<Json<Why>>) -> Option<String> {
+    body.and_then(|Json(w)| w.why)
+}
+
+/// `POST /v1/catalog/datasets/{id}/{step}`: propose, approve, publish, revoke, releases.
+pub async fn step(
+    State(state): State<AppState>,
+    Caller(by): Caller,
+    Path((id, step)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Option<Json<Why>>,
+) -> ApiResult<Json<Value>> {
+    let g = &state.governance;
+    let d = match step.as_str() {
+        "propose" => g.propose(&by, &id, why(body)).await?,
+        "approve" => g.approve(&by, &id, why(body)).await?,
+        "revoke" => g.revoke_dataset(&by, &id, why(body)).await?,
+        "publish" | "releases" => {
+            // A release of a view reflects the view as fresh as it can be.
+            let d = g.dataset_for(Viewer::Principal(&by), &id)?;
+            if d.spec.source.kind == SourceKind::View {
+                state.views.refresh(&d.spec.source.name).await?;
+            }
+            if step == "publish" {
+                g.publish(&by, &id).await?
+            } else {
+                g.new_release(&by, &id).await?
+            }
+        }
+        other => {
+            return Err(ApiError::NotFound(format!(
+                "no step {other}: propose, approve, publish, releases or revoke"
+            )));
+        }
+    };
+    tracing::info!(dataset = %id, step, by = %by.name, state = d.state.as_str(), "dataset workflow");
+    Ok(Json(dataset_json(
+        &d,
+        Viewer::Principal(&by),
+        &base_url(&state, &headers),
+    )))
+}
+
+/// `POST /v1/catalog/datasets/{id}/grants`.
+pub async fn grant(
+    State(state): State<AppState>,
+    Caller(by): Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<NewGrant>, JsonRejection>,
+) -> ApiResult<(StatusCode, Json<Value>)> {
+    let Json(g) = body?;
+    let d = state.governance.grant(&by, &id, g).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(dataset_json(
+            &d,
+            Viewer::Principal(&by),
+            &base_url(&state, &headers),
+        )),
+    ))
+}
+
+/// `DELETE /v1/catalog/datasets/{id}/grants/{principal}`.
+pub async fn ungrant(
+    State(state): State<AppState>,
+    Caller(by): Caller,
+    Path((id, principal)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Value>> {
+    let d = state.governance.revoke_grant(&by, &id, &principal).await?;
+    Ok(Json(dataset_json(
+        &d,
+        Viewer::Principal(&by),
+        &base_url(&state, &headers),
+    )))
+}
+
+/// Who a pull is from, for the rate limit and the audit.
+pub(crate) struct Puller {
+    principal: Option<String>,
+    ip_hash: Option<String>,
+}
+
+impl Puller {
+    pub(crate) fn new(state: &AppState, caller: &MaybeCaller, addr: SocketAddr) -> Self {
+        match &caller.0 {
+            Some(p) => Self {
+                principal: Some(p.id.clone()),
+                ip_hash: None,
+            },
+            None => {
+                let mut h = Sha256::new();
+                h.update(state.ip_salt.as_slice());
+                h.update(addr.ip().to_string().as_bytes());
+                Self {
+                    principal: None,
+                    ip_hash: Some(hex::encode(&h.finalize()[..16])),
+                }
+            }
+        }
+    }
+
+    /// Takes one pull from the caller's quota.
+    pub(crate) fn admit(&self, state: &AppState) -> ApiResult<()> {
+        let (key, with_token) = match (&self.principal, &self.ip_hash) {
+            (Some(p), _) => (p.as_str(), true),
+            (None, Some(h)) => (h.as_str(), false),
+            (None, None) => ("unknown", false),
+        };
+        state
+            .limiter
+            .take(key, with_token)
+            .map_err(|retry_after_secs| ApiError::TooManyRequests {
+                message: format!(
+                    "too many pulls; retry after {retry_after_secs}s{}",
+                    if with_token {
+                        ""
+                    } else {
+                        " (a consumer token has a higher quota)"
+                    }
+                ),
+                retry_after_secs,
+            })
+    }
+
+    /// Records the pull; the answer goes out only once the entry is durable.
+    pub(crate) async fn audit(
+        &self,
+        state: &AppState,
+        d: &Dataset,
+        version: u32,
+        rows: u64,
+        format: &str,
+        headers: &HeaderMap,
+    ) -> ApiResult<u64> {
+        let purpose = headers
+            .get("x-purpose")
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.chars().take(500).collect::<String>());
+        state
+            .audit
+            .record(Pull {
+                principal: self.principal.clone(),
+                ip_hash: self.ip_hash.clone(),
+                dataset: d.spec.id.clone(),
+                version,
+                rows,
+                format: format.to_owned(),
+                purpose,
+            })
+            .await
+            .map_err(|e| {
+                ApiError::Unavailable(format!(
+                    "the pull could not be audited, so it is not served: {e}"
+                ))
+            })
+    }
+}
+
+/// The dataset if the caller may pull its data: 404 when it may not even see it, 403 when
+/// it sees it but may not pull (a draft, a revoked dataset, a shared one without a grant).
+pub(crate) fn readable(state: &AppState, caller: &MaybeCaller, id: &str) -> ApiResult<Dataset> {
+    let viewer = caller.viewer();
+    let d = state.governance.dataset_for(viewer, id)?;
+    if d.readable_by(viewer) {
+        return Ok(d);
+    }
+    Err(ApiError::Forbidden(match d.state {
+        kho_catalog::State::Revoked => {
+            format!("dataset {id} has been revoked: it is no longer served")
+        }
+        kho_catalog::State::Published => {
+            format!("dataset {id} is shared: pulling it needs a grant")
+        }
+        s => format!(
+            "dataset {id} is {}: only published datasets are served",
+            s.as_str()
+        ),
+    }))
+}
+
+/// `GET /v1/catalog/datasets/{id}/data`: a release as CSV, JSON, Parquet or Arrow.
+pub async fn data(
+    State(state): State<AppState>,
+    caller: MaybeCaller,
+    ConnectInfo(addr): ConnectInfo<SocketAddr>,
+    Path(id): Path<String>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let d = readable(&state, &caller, &id)?;
+    let puller = Puller::new(&state, &caller, addr);
+    puller.admit(&state)?;
+    let (mut format, mut limit, mut offset, mut version) = (None, None, 0usize, None);
+    for (k, v) in url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
+        let n = |v: &str| {
+            v.parse::<usize>().map_err(|_| {
+                ApiError::BadRequest(format!("{k} takes a non-negative integer, not {v:?}"))
+            })
+        };
+        match k.as_ref() {
+            "format" => format = Some(v.into_owned()),
+            "limit" => limit = Some(n(&v)?),
+            "offset" => offset = n(&v)?,
+            "version" => version = Some(u32::try_from(n(&v)?).unwrap_or(u32::MAX)),
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown parameter {other}: format, limit, offset or version"
+                )));
+            }
+        }
+    }
+    let release = match version {
+        Some(v) => d
+            .release(v)
+            .ok_or_else(|| ApiError::NotFound(format!("dataset {id} has no release {v}")))?,
+        None => d
+            .latest_release()
+            .ok_or_else(|| ApiError::NotFound(format!("dataset {id} has no release")))?,
+    };
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok());
+    let format = Format::negotiate(format.as_deref(), accept).map_err(ApiError::BadRequest)?;
+    let rows = release
+        .rows
+        .saturating_sub(offset as u64)
+        .min(limit.map_or(u64::MAX, |l| l as u64));
+    let seq = puller
+        .audit(&state, &d, release.version, rows, format.name(), &headers)
+        .await?;
+    let stream =
+        release::read_release(&state.store, &d, release.version, &[], offset, limit).await?;
+    let mut resp = Response::new(Body::from_stream(encode::encode(stream, format)));
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(format.content_type()),
+    );
+    let ext = match format {
+        Format::Json => "json",
+        Format::Csv => "csv",
+        Format::Arrow => "arrow",
+        Format::Parquet => "parquet",
+    };
+    if let Ok(v) = HeaderValue::from_str(&format!(
+        "attachment; filename=\"{id}-v{}.{ext}\"",
+        release.version
+    )) {
+        h.insert(header::CONTENT_DISPOSITION, v);
+    }
+    h.insert("x-kho-release-version", HeaderValue::from(release.version));
+    h.insert("x-kho-audit-seq", HeaderValue::from(seq));
+    Ok(resp)
+}
+
+/// `GET /v1/catalog/audit?limit&offset`: the audit log, for stewards.
+pub async fn audit(
+    State(state): State<AppState>,
+    caller: Caller,
+    RawQuery(query): RawQuery,
+) -> ApiResult<Json<Value>> {
+    caller.require(&[Role::Steward], "reading the audit log")?;
+    let (mut limit, mut offset) = (1000usize, 0usize);
+    for (k, v) in url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
+        let n = v
+            .parse::<usize>()
+            .map_err(|_| ApiError::BadRequest(format!("{k} takes a non-negative integer")))?;
+        match k.as_ref() {
+            "limit" => limit = n,
+            "offset" => offset = n,
+            other => {
+                return Err(ApiError::BadRequest(format!(
+                    "unknown parameter {other}: limit or offset"
+                )));
+            }
+        }
+    }
+    let entries = state.audit.entries().await?;
+    let total = entries.len();
+    let page: Vec<_> = entries.into_iter().skip(offset).take(limit).collect();
+    Ok(Json(
+        json!({"total": total, "offset": offset, "entries": page}),
+    ))
+}
+
+/// `GET /v1/catalog/audit/verify`: recomputes the chain and names the first broken entry.
+pub async fn verify(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> ApiResult<Json<kho_catalog::Verification>> {
+    caller.require(&[Role::Steward], "verifying the audit log")?;
+    Ok(Json(state.audit.verify().await?))
+}
+
+/// Principal of a scheduler-made release.
+pub(crate) fn scheduler() -> Principal {
+    Principal {
+        id: "scheduler".into(),
+        role: Role::Steward,
+        sector: None,
+        name: "kho scheduler".into(),
+    }
+}

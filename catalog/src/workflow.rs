@@ -1,0 +1,501 @@
+//! The dataset workflow: draft → proposed → approved → published → revoked. Each step is a
+//! governance event recording who, when and why; the state is replayed from those events.
+
+use std::collections::BTreeMap;
+
+use chrono::Utc;
+use kho_store::LogEntry;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::dataset::{
+    Dataset, DatasetSpec, Grant, Release, Sharing, SourceKind, State, Step, Viewer, view_owner,
+};
+use crate::error::{CatalogError, Result};
+use crate::governance::{Governance, parse};
+use crate::release;
+use crate::tokens::{Principal, Role};
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Drafted {
+    spec: DatasetSpec,
+    owner: String,
+    by_name: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Moved {
+    id: String,
+    by_name: String,
+    #[serde(default)]
+    why: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Released {
+    id: String,
+    release: Release,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Granted {
+    id: String,
+    grant: Grant,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Ungranted {
+    id: String,
+    principal: String,
+}
+
+/// Applies one dataset event to the replayed state.
+pub(crate) fn apply(datasets: &mut BTreeMap<String, Dataset>, e: &LogEntry) -> Result<()> {
+    let step = |state: State, by_name: &str, why: Option<String>| Step {
+        state,
+        by: e.actor.clone(),
+        by_name: by_name.to_owned(),
+        at: e.recorded_at,
+        why,
+    };
+    match e.event_type.as_str() {
+        "dataset_drafted" => {
+            let d: Drafted = parse(e)?;
+            let mut history = datasets
+                .remove(&d.spec.id)
+                .map(|old| old.history)
+                .unwrap_or_default();
+            history.push(step(State::Draft, &d.by_name, None));
+            datasets.insert(
+                d.spec.id.clone(),
+                Dataset {
+                    spec: d.spec,
+                    owner: d.owner,
+                    state: State::Draft,
+                    history,
+                    releases: Vec::new(),
+                    grants: Vec::new(),
+                },
+            );
+        }
+        t @ ("dataset_proposed" | "dataset_approved" | "dataset_revoked") => {
+            let m: Moved = parse(e)?;
+            if let Some(d) = datasets.get_mut(&m.id) {
+                let state = match t {
+                    "dataset_proposed" => State::Proposed,
+                    "dataset_approved" => State::Approved,
+                    _ => State::Revoked,
+                };
+                d.state = state;
+                d.history.push(step(state, &m.by_name, m.why));
+            }
+        }
+        "dataset_released" => {
+            let r: Released = parse(e)?;
+            if let Some(d) = datasets.get_mut(&r.id) {
+                if d.state != State::Published {
+                    d.state = State::Published;
+                    d.history.push(step(State::Published, &r.release.by, None));
+                }
+                d.releases.retain(|old| old.version != r.release.version);
+                d.releases.push(r.release);
+                d.releases.sort_by_key(|x| x.version);
+            }
+        }
+        "grant_added" => {
+            let g: Granted = parse(e)?;
+            if let Some(d) = datasets.get_mut(&g.id) {
+                d.grants.retain(|old| old.principal != g.grant.principal);
+                d.grants.push(g.grant);
+            }
+        }
+        "grant_revoked" => {
+            let g: Ungranted = parse(e)?;
+            if let Some(d) = datasets.get_mut(&g.id) {
+                for grant in d.grants.iter_mut().filter(|x| x.principal == g.principal) {
+                    grant.revoked_at.get_or_insert(e.recorded_at);
+                }
+            }
+        }
+        other => tracing::debug!(event_type = other, "dataset entry of a later kho"),
+    }
+    Ok(())
+}
+
+/// A grant request.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewGrant {
+    /// The grantee's token id.
+    pub principal: String,
+    pub purpose: String,
+    pub legal_basis: String,
+}
+
+fn conflict(d: &Dataset, step: &str, needs: &str) -> CatalogError {
+    CatalogError::Conflict(format!(
+        "dataset {} is {}; {step} needs it {needs}",
+        d.spec.id,
+        d.state.as_str()
+    ))
+}
+
+impl Governance {
+    fn dataset(&self, id: &str) -> Option<Dataset> {
+        self.state
+            .read()
+            .expect("poisoned")
+            .datasets
+            .get(id)
+            .cloned()
+    }
+
+    /// The dataset if the viewer may see it; "no dataset" otherwise, exactly as for a
+    /// missing one.
+    pub fn dataset_for(&self, viewer: Viewer<'_>, id: &str) -> Result<Dataset> {
+        self.dataset(id)
+            .filter(|d| d.visible_to(viewer))
+            .ok_or_else(|| CatalogError::NoSuchDataset(id.to_owned()))
+    }
+
+    /// Every dataset the viewer may see, by id.
+    pub fn datasets_for(&self, viewer: Viewer<'_>) -> Vec<Dataset> {
+        self.state
+            .read()
+            .expect("poisoned")
+            .datasets
+            .values()
+            .filter(|d| d.visible_to(viewer))
+            .cloned()
+            .collect()
+    }
+
+    /// Checks a spec against the policy and the source's schema.
+    fn check_spec(&self, spec: &DatasetSpec) -> Result<()> {
+        let schema = release::source_schema(&self.store, spec)?;
+        spec.check(&release::source_columns(&schema))?;
+        if let Some(f) = &spec.row_filter {
+            release::check_filter(&schema, f)?;
+        }
+        Ok(())
+    }
+
+    /// Creates (or, while it is a draft, replaces) a dataset. A sector drafts from its own
+    /// streams and views; the center drafts from views.
+    pub async fn draft(&self, by: &Principal, spec: DatasetSpec) -> Result<Dataset> {
+        let owner = match (by.role, spec.source.kind) {
+            (Role::Sector, SourceKind::Stream) => {
+                let def = self.store.stream(&spec.source.name).map_err(|_| {
+                    CatalogError::Invalid(format!("unknown stream {}", spec.source.name))
+                })?;
+                if by.sector.as_deref() != Some(def.owner.as_str()) {
+                    return Err(CatalogError::Forbidden(format!(
+                        "stream {} belongs to sector {}: a sector proposes datasets from its own streams",
+                        spec.source.name, def.owner
+                    )));
+                }
+                def.owner.clone()
+            }
+            (Role::Sector, SourceKind::View) => {
+                let owner = view_owner(&spec.source.name).ok_or_else(|| {
+                    CatalogError::Invalid(format!("unknown view {}", spec.source.name))
+                })?;
+                if by.sector.as_deref() != Some(owner) {
+                    return Err(CatalogError::Forbidden(format!(
+                        "view {} is built from sector {}'s streams: a sector proposes datasets from its own views",
+                        spec.source.name, owner
+                    )));
+                }
+                owner.to_owned()
+            }
+            (Role::Center, SourceKind::View) => "center".to_owned(),
+            (Role::Center, SourceKind::Stream) => {
+                return Err(CatalogError::Forbidden(
+                    "the center proposes datasets from views, not streams".into(),
+                ));
+            }
+            (role, _) => {
+                return Err(CatalogError::Forbidden(format!(
+                    "drafting a dataset needs a sector or center token; this is a {} token",
+                    role.as_str()
+                )));
+            }
+        };
+        self.check_spec(&spec)?;
+        if let Some(existing) = self.dataset(&spec.id)
+            && (existing.state != State::Draft || existing.owner != owner)
+        {
+            return Err(CatalogError::Conflict(format!(
+                "dataset id {} is taken ({}, owned by {})",
+                spec.id,
+                existing.state.as_str(),
+                existing.owner
+            )));
+        }
+        let id = spec.id.clone();
+        let entry = LogEntry::new(
+            "dataset_drafted",
+            &by.id,
+            serde_json::to_value(Drafted {
+                spec,
+                owner,
+                by_name: by.name.clone(),
+            })
+            .expect("plain data"),
+        );
+        self.append(&entry).await?;
+        self.dataset(&id).ok_or(CatalogError::NoSuchDataset(id))
+    }
+
+    fn owns(by: &Principal, d: &Dataset) -> bool {
+        match by.role {
+            Role::Sector => by.sector.as_deref() == Some(d.owner.as_str()),
+            Role::Center => d.owner == "center",
+            _ => false,
+        }
+    }
+
+    async fn step(
+        &self,
+        by: &Principal,
+        d: &Dataset,
+        event: &str,
+        why: Option<String>,
+    ) -> Result<Dataset> {
+        let entry = LogEntry::new(
+            event,
+            &by.id,
+            serde_json::to_value(Moved {
+                id: d.spec.id.clone(),
+                by_name: by.name.clone(),
+                why,
+            })
+            .expect("plain data"),
+        );
+        self.append(&entry).await?;
+        self.dataset(&d.spec.id)
+            .ok_or_else(|| CatalogError::NoSuchDataset(d.spec.id.clone()))
+    }
+
+    /// The owner proposes its draft for approval.
+    pub async fn propose(&self, by: &Principal, id: &str, why: Option<String>) -> Result<Dataset> {
+        let d = self.dataset_for(Viewer::Principal(by), id)?;
+        if !Self::owns(by, &d) {
+            return Err(CatalogError::Forbidden(format!(
+                "only the owner ({}) proposes dataset {id}",
+                d.owner
+            )));
+        }
+        if d.state != State::Draft {
+            return Err(conflict(&d, "proposing", "draft"));
+        }
+        self.check_spec(&d.spec)?;
+        self.step(by, &d, "dataset_proposed", why).await
+    }
+
+    /// A steward approves a proposal, never their own.
+    pub async fn approve(&self, by: &Principal, id: &str, why: Option<String>) -> Result<Dataset> {
+        let d = self.dataset_for(Viewer::Principal(by), id)?;
+        if by.role != Role::Steward {
+            return Err(CatalogError::Forbidden(
+                "approving a dataset needs a steward token".into(),
+            ));
+        }
+        if d.state != State::Proposed {
+            return Err(conflict(&d, "approval", "proposed"));
+        }
+        let proposer = d
+            .history
+            .iter()
+            .rev()
+            .find(|s| s.state == State::Proposed)
+            .map(|s| s.by.as_str());
+        if proposer == Some(by.id.as_str()) {
+            return Err(CatalogError::Forbidden(
+                "nobody approves their own proposal".into(),
+            ));
+        }
+        self.check_spec(&d.spec)?;
+        self.step(by, &d, "dataset_approved", why).await
+    }
+
+    /// A steward or the owner publishes an approved dataset: its first release is
+    /// materialized with the policy applied.
+    pub async fn publish(&self, by: &Principal, id: &str) -> Result<Dataset> {
+        let d = self.dataset_for(Viewer::Principal(by), id)?;
+        if by.role != Role::Steward && !Self::owns(by, &d) {
+            return Err(CatalogError::Forbidden(format!(
+                "publishing {id} needs a steward token or the owner's"
+            )));
+        }
+        if d.state != State::Approved {
+            return Err(conflict(&d, "publishing", "approved"));
+        }
+        self.release(by, &d).await
+    }
+
+    /// A new release of a published dataset (on demand, or on its periodicity).
+    pub async fn new_release(&self, by: &Principal, id: &str) -> Result<Dataset> {
+        let d = self.dataset_for(Viewer::Principal(by), id)?;
+        if by.role != Role::Steward && !Self::owns(by, &d) {
+            return Err(CatalogError::Forbidden(format!(
+                "releasing {id} needs a steward token or the owner's"
+            )));
+        }
+        if d.state != State::Published {
+            return Err(conflict(&d, "a new release", "published"));
+        }
+        self.release(by, &d).await
+    }
+
+    async fn release(&self, by: &Principal, d: &Dataset) -> Result<Dataset> {
+        let version = d.releases.last().map_or(1, |r| r.version + 1);
+        let (rows, source_version) = release::materialize(&self.store, &d.spec, version).await?;
+        let release = Release {
+            version,
+            rows,
+            created_at: Utc::now(),
+            source_version,
+            by: by.name.clone(),
+        };
+        let entry = LogEntry::new(
+            "dataset_released",
+            &by.id,
+            serde_json::to_value(Released {
+                id: d.spec.id.clone(),
+                release,
+            })
+            .expect("plain data"),
+        );
+        self.append(&entry).await?;
+        self.dataset(&d.spec.id)
+            .ok_or_else(|| CatalogError::NoSuchDataset(d.spec.id.clone()))
+    }
+
+    /// A steward or the owner revokes a dataset: downloads stop at once. Releases stay in
+    /// the store (citations keep their meaning) but no face serves them.
+    pub async fn revoke_dataset(
+        &self,
+        by: &Principal,
+        id: &str,
+        why: Option<String>,
+    ) -> Result<Dataset> {
+        let d = self.dataset_for(Viewer::Principal(by), id)?;
+        if by.role != Role::Steward && !Self::owns(by, &d) {
+            return Err(CatalogError::Forbidden(format!(
+                "revoking {id} needs a steward token or the owner's"
+            )));
+        }
+        if d.state == State::Revoked {
+            return Err(conflict(&d, "revoking", "not yet revoked"));
+        }
+        self.step(by, &d, "dataset_revoked", why).await
+    }
+
+    /// A steward grants a consumer or another sector access to a shared dataset, recording
+    /// the purpose and the legal basis.
+    pub async fn grant(&self, by: &Principal, id: &str, g: NewGrant) -> Result<Dataset> {
+        if by.role != Role::Steward {
+            return Err(CatalogError::Forbidden(
+                "granting access needs a steward token".into(),
+            ));
+        }
+        let d = self.dataset_for(Viewer::Principal(by), id)?;
+        if d.spec.sharing != Sharing::Shared {
+            return Err(CatalogError::Policy(format!(
+                "dataset {id} is {}: grants are for shared datasets",
+                match d.spec.sharing {
+                    Sharing::Open => "open to anyone",
+                    _ => "private to its owner and the center",
+                }
+            )));
+        }
+        if g.purpose.trim().is_empty() || g.legal_basis.trim().is_empty() {
+            return Err(CatalogError::Invalid(
+                "a grant records its purpose and its legal basis".into(),
+            ));
+        }
+        let grantee = self
+            .token(&g.principal)
+            .ok_or_else(|| CatalogError::NoSuchToken(g.principal.clone()))?;
+        if !matches!(grantee.role, Role::Consumer | Role::Sector) || grantee.revoked_at.is_some() {
+            return Err(CatalogError::Invalid(format!(
+                "token {} is a {} token{}: grants go to live consumer or sector tokens",
+                g.principal,
+                grantee.role.as_str(),
+                if grantee.revoked_at.is_some() {
+                    " (revoked)"
+                } else {
+                    ""
+                }
+            )));
+        }
+        let grant = Grant {
+            principal: g.principal,
+            principal_name: grantee.name,
+            purpose: g.purpose,
+            legal_basis: g.legal_basis,
+            granted_by: by.name.clone(),
+            granted_at: Utc::now(),
+            revoked_at: None,
+        };
+        let entry = LogEntry::new(
+            "grant_added",
+            &by.id,
+            json!(Granted {
+                id: id.to_owned(),
+                grant
+            }),
+        );
+        self.append(&entry).await?;
+        self.dataset(id)
+            .ok_or_else(|| CatalogError::NoSuchDataset(id.to_owned()))
+    }
+
+    /// A steward withdraws a grant.
+    pub async fn revoke_grant(&self, by: &Principal, id: &str, principal: &str) -> Result<Dataset> {
+        if by.role != Role::Steward {
+            return Err(CatalogError::Forbidden(
+                "withdrawing a grant needs a steward token".into(),
+            ));
+        }
+        let d = self.dataset_for(Viewer::Principal(by), id)?;
+        if !d
+            .grants
+            .iter()
+            .any(|g| g.principal == principal && g.revoked_at.is_none())
+        {
+            return Err(CatalogError::NoSuchToken(format!(
+                "{principal} (no live grant on {id})"
+            )));
+        }
+        let entry = LogEntry::new(
+            "grant_revoked",
+            &by.id,
+            json!(Ungranted {
+                id: id.to_owned(),
+                principal: principal.to_owned()
+            }),
+        );
+        self.append(&entry).await?;
+        self.dataset(id)
+            .ok_or_else(|| CatalogError::NoSuchDataset(id.to_owned()))
+    }
+
+    /// Published datasets whose periodicity calls for a new release now.
+    pub fn due_releases(&self) -> Vec<String> {
+        let now = Utc::now();
+        self.state
+            .read()
+            .expect("poisoned")
+            .datasets
+            .values()
+            .filter(|d| d.state == State::Published)
+            .filter(|d| {
+                let every = d.spec.metadata.accrual_periodicity.every();
+                matches!((every, d.releases.last()), (Some(e), Some(r)) if now - r.created_at >= e)
+            })
+            .map(|d| d.spec.id.clone())
+            .collect()
+    }
+}
