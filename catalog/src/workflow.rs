@@ -208,15 +208,17 @@ impl Governance {
                 }
                 owner.to_owned()
             }
-            (Role::Center, SourceKind::View) => "center".to_owned(),
-            (Role::Center, SourceKind::Stream) => {
+            // The center's datasets: drafted by the center or a steward on its behalf.
+            (Role::Center | Role::Steward, SourceKind::View) => "center".to_owned(),
+            (Role::Center | Role::Steward, SourceKind::Stream) => {
                 return Err(CatalogError::Forbidden(
-                    "the center proposes datasets from views, not streams".into(),
+                    "the center proposes datasets from views; streams belong to their sectors"
+                        .into(),
                 ));
             }
             (role, _) => {
                 return Err(CatalogError::Forbidden(format!(
-                    "drafting a dataset needs a sector or center token; this is a {} token",
+                    "drafting a dataset needs a sector, center or steward token; this is a {} token",
                     role.as_str()
                 )));
             }
@@ -250,7 +252,7 @@ impl Governance {
     fn owns(by: &Principal, d: &Dataset) -> bool {
         match by.role {
             Role::Sector => by.sector.as_deref() == Some(d.owner.as_str()),
-            Role::Center => d.owner == "center",
+            Role::Center | Role::Steward => d.owner == "center",
             _ => false,
         }
     }

@@ -161,6 +161,37 @@ async fn the_demo_reproduces_the_report_and_its_books_balance() {
     let month = |m: &str| by(&|r| r["month"] == m);
     assert!(month("2021-02") < month("2021-12") && month("2021-08") < month("2021-11"));
 
+    // The catalog: four open datasets for anyone, the shared and private ones for the center.
+    let http = client();
+    let open: Vec<Value> = http
+        .get(format!("{}/v1/catalog/datasets", d.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(open.len(), 4);
+    assert!(
+        open.iter()
+            .all(|x| x["sharing"] == "open" && x["state"] == "published")
+    );
+    let all: Vec<Value> = http
+        .get(format!("{}/v1/catalog/datasets", d.base))
+        .bearer_auth(&d.center)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let classes: std::collections::BTreeSet<&str> =
+        all.iter().map(|x| x["sharing"].as_str().unwrap()).collect();
+    assert_eq!(
+        classes.into_iter().collect::<Vec<_>>(),
+        ["open", "private", "shared"]
+    );
+
     // Budget and investment: the views equal DuckDB's computation over the same events.
     let budget = d.view("budget_execution").await;
     let mut ours: BTreeMap<String, [i64; 2]> = BTreeMap::new();

@@ -249,8 +249,9 @@ impl Puller {
     ) -> ApiResult<u64> {
         let purpose = headers
             .get("x-purpose")
-            .and_then(|v| v.to_str().ok())
-            .map(|s| s.chars().take(500).collect::<String>());
+            .and_then(|v| std::str::from_utf8(v.as_bytes()).ok())
+            .map(|s| s.trim().chars().take(500).collect::<String>())
+            .filter(|s| !s.is_empty());
         state
             .audit
             .record(Pull {
