@@ -185,7 +185,7 @@ pub struct DemoArgs {
 pub struct MaintainArgs {
     #[command(flatten)]
     pub store: StoreArgs,
-    /// Only these streams (default: every stream and the governance log).
+    /// Only these streams (default: every stream, view, the governance log and the audit log).
     #[arg(long = "stream")]
     pub streams: Vec<String>,
     /// Also delete files no version within the retention needs.
@@ -279,7 +279,10 @@ async fn run_maintain(args: MaintainArgs) -> anyhow::Result<()> {
             .iter()
             .map(|d| stream_key(&d.name))
             .chain(kho_query::VIEWS.iter().map(kho_query::ViewSpec::key))
-            .chain([kho_catalog::governance::GOVERNANCE_KEY.to_owned()])
+            .chain([
+                kho_catalog::governance::GOVERNANCE_KEY.to_owned(),
+                kho_catalog::audit::AUDIT_KEY.to_owned(),
+            ])
             .collect()
     } else {
         for s in &args.streams {

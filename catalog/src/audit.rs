@@ -20,7 +20,6 @@ use arrow::datatypes::{
 use chrono::{DateTime, Utc};
 use kho_store::deltalake::DeltaTableError;
 use kho_store::deltalake::kernel::StructField;
-use kho_store::deltalake::kernel::transaction::CommitProperties;
 use kho_store::deltalake::protocol::SaveMode;
 use kho_store::{AsOf, Store, read_table, rows_added};
 use serde::Serialize;
@@ -202,6 +201,10 @@ pub struct Verification {
     pub first_broken: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The last entry's hash when the chain holds: a steward who records it elsewhere can
+    /// later tell a cut or rewritten tail from the log they saw.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub head: Option<String>,
 }
 
 type Job = (Pull, oneshot::Sender<std::result::Result<u64, String>>);
@@ -224,6 +227,8 @@ struct Tail {
     version: u64,
     seq: u64,
     hash: String,
+    /// The table loaded at `version`, kept between commits.
+    table: Option<kho_store::Appender>,
 }
 
 impl AuditLog {
@@ -255,6 +260,10 @@ impl AuditLog {
                     .with_configuration_property(
                         kho_store::deltalake::TableProperty::AppendOnly,
                         Some("true"),
+                    )
+                    .with_configuration_property(
+                        kho_store::deltalake::TableProperty::CheckpointInterval,
+                        Some("10"),
                     )
                     .await;
                 if let Err(e) = res {
@@ -314,6 +323,7 @@ impl AuditLog {
                     valid: false,
                     first_broken: Some(expected_seq.min(e.seq)),
                     reason: Some(reason),
+                    head: None,
                 });
             }
             prev.clone_from(&e.hash);
@@ -323,25 +333,29 @@ impl AuditLog {
             valid: true,
             first_broken: None,
             reason: None,
+            head: entries.last().map(|e| e.hash.clone()),
         })
     }
 }
 
 /// The last entry of the table (largest sequence number).
 async fn load_tail(store: &Store) -> Result<Tail> {
-    let table = store.table(AUDIT_KEY, AsOf::Latest).await?;
-    let version = table.version().unwrap_or(0);
-    let entries = from_batches(&read_table(&table).await?)?;
+    let loaded = store.table(AUDIT_KEY, AsOf::Latest).await?;
+    let version = loaded.version().unwrap_or(0);
+    let entries = from_batches(&read_table(&loaded).await?)?;
+    let table = kho_store::Appender::open(store, AUDIT_KEY, Some(version)).await?;
     Ok(match entries.last() {
         Some(e) => Tail {
             version,
             seq: e.seq,
             hash: e.hash.clone(),
+            table: Some(table),
         },
         None => Tail {
             version,
             seq: 0,
             hash: GENESIS.to_owned(),
+            table: Some(table),
         },
     })
 }
@@ -349,6 +363,7 @@ async fn load_tail(store: &Store) -> Result<Tail> {
 /// Group commit: each round takes every pull waiting, chains them after the tail and
 /// commits them as one version; a lost race reads the winner's entries and goes again.
 async fn run(store: Arc<Store>, mut tail: Tail, mut rx: mpsc::UnboundedReceiver<Job>) {
+    let mut commits = 0u64;
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         while let Ok(j) = rx.try_recv() {
@@ -359,6 +374,22 @@ async fn run(store: Arc<Store>, mut tail: Tail, mut rx: mpsc::UnboundedReceiver<
             Ok(seqs) => {
                 for ((_, reply), seq) in jobs.into_iter().zip(seqs) {
                     let _ = reply.send(Ok(seq));
+                }
+                // One small file per commit: merge them now and then (in the background;
+                // the next append catches up with the compaction commit).
+                commits += 1;
+                if commits.is_multiple_of(100) {
+                    let store = store.clone();
+                    tokio::spawn(async move {
+                        let opts = kho_store::MaintenanceOptions {
+                            checkpoint: false,
+                            target_file_size: 8 * 1024 * 1024,
+                            ..Default::default()
+                        };
+                        if let Err(e) = kho_store::maintain_table(&store, AUDIT_KEY, &opts).await {
+                            tracing::warn!(error = %e, "compacting the audit log failed");
+                        }
+                    });
                 }
             }
             Err(e) => {
@@ -393,21 +424,19 @@ async fn commit(store: &Store, tail: &mut Tail, jobs: &[Job]) -> Result<Vec<u64>
             });
             prev = hash;
         }
-        let mut table = store.table(AUDIT_KEY, AsOf::Version(tail.version)).await?;
-        table.update_incremental(Some(tail.version)).await?;
-        let res = table
-            .write(vec![to_batch(&entries)?])
-            .with_save_mode(SaveMode::Append)
-            .with_commit_properties(CommitProperties::default().with_max_retries(0))
-            .await;
-        match res {
-            Ok(t) => {
-                tail.version = t.version().unwrap_or(tail.version + 1);
+        let mut table = match tail.table.take() {
+            Some(t) if t.version() == tail.version => t,
+            _ => kho_store::Appender::open(store, AUDIT_KEY, Some(tail.version)).await?,
+        };
+        match table.append(to_batch(&entries)?).await? {
+            kho_store::Appended::Committed(version) => {
+                tail.version = version;
+                tail.table = Some(table);
                 tail.seq = entries.last().map_or(tail.seq, |e| e.seq);
                 tail.hash = prev;
                 return Ok(entries.iter().map(|e| e.seq).collect());
             }
-            Err(e) if is_lost_race(&e) => {
+            kho_store::Appended::Lost => {
                 // Another process appended: continue the chain after its entries.
                 let Some(changes) = rows_added(store, AUDIT_KEY, tail.version, None).await? else {
                     *tail = load_tail(store).await?;
@@ -419,25 +448,15 @@ async fn commit(store: &Store, tail: &mut Tail, jobs: &[Job]) -> Result<Vec<u64>
                     tail.hash = last.hash.clone();
                 }
                 tail.version = changes.version;
+                table.advance(changes.version).await?;
+                tail.table = Some(table);
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
-            Err(e) => return Err(e.into()),
         }
     }
     Err(CatalogError::Invalid(
         "the audit log is too contended to append to".into(),
     ))
-}
-
-fn is_lost_race(e: &DeltaTableError) -> bool {
-    use kho_store::deltalake::kernel::transaction::TransactionError as T;
-    matches!(
-        e,
-        DeltaTableError::VersionAlreadyExists(_)
-            | DeltaTableError::Transaction {
-                source: T::MaxCommitAttempts(_) | T::VersionAlreadyExists(_)
-            }
-    )
 }
 
 #[cfg(test)]

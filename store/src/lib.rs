@@ -10,10 +10,14 @@
 //! ```text
 //! streams/<stream>/                one Delta table per stream, e.g. streams/finance.budget/
 //!     _delta_log/00000000000000000000.json     commits (put-if-absent: one winner per version)
-//!     _delta_log/00000000000000000100.checkpoint.parquet
+//!     _delta_log/00000000000000000010.checkpoint.parquet   every 10 commits
 //!     part-00000-<uuid>-c000.snappy.parquet   data files, one per commit until compacted
-//! system/governance/               governance log: tokens (later datasets, grants), JSON payloads
+//! system/governance/               governance log: tokens, datasets, workflow steps, grants, releases (JSON payloads)
+//! system/audit/                    hash-chained audit of every catalog pull (kho-catalog)
+//! system/keys/pseudonym/<dataset>  per-dataset HMAC key of pseudonyms (a plain object, never in a release)
+//! system/keys/ip-salt              salt of anonymous callers' IP hashes (a plain object)
 //! views/<view>/                    materialized views (kho-query)
+//! releases/<dataset>/v<N>/         one immutable table per dataset release (kho-catalog)
 //! ```
 //!
 //! Each commit of an append carries, in its `commitInfo`, a `kho` object with the number of
@@ -21,6 +25,7 @@
 //! answer it got (see [`writer`]). Stream tables are `delta.appendOnly`; their columns carry
 //! `kho.since_version` metadata, the schema version that introduced them.
 
+pub mod appender;
 pub mod changes;
 pub mod error;
 pub mod index;
@@ -32,6 +37,7 @@ pub mod store;
 pub mod syslog;
 pub mod writer;
 
+pub use appender::{Appended, Appender};
 pub use changes::{Changes, commit_metadata, latest_version, rows_added};
 pub use error::{Error, Result, RowError};
 pub use index::Receipt;

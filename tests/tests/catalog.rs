@@ -887,7 +887,10 @@ async fn every_pull_is_audited_and_tampering_shows() {
     let (_, v) = w
         .call(Some(&w.steward_a), "GET", "/v1/catalog/audit/verify", None)
         .await;
-    assert_eq!(v, json!({"entries": 3, "valid": true}));
+    assert_eq!(
+        v,
+        json!({"entries": 3, "valid": true, "head": entries[2]["hash"]})
+    );
 
     let Some(py) = python() else { return };
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/tamper_audit.py");

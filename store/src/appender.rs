@@ -1,0 +1,111 @@
+//! A lean appender for kho's own append-only tables (the audit log): one Parquet file and
+//! one put-if-absent commit per append, the table state kept between appends, no automatic
+//! retry — a lost race is the caller's to resolve.
+
+use deltalake::DeltaTable;
+use deltalake::DeltaTableError;
+use deltalake::kernel::Action;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::table::state::DeltaTableState;
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+
+use arrow::array::RecordBatch;
+
+use crate::error::{Error, Result};
+use crate::store::{AsOf, Store};
+
+/// What an append came to.
+#[derive(Debug)]
+pub enum Appended {
+    /// Committed as this version.
+    Committed(u64),
+    /// Another writer took the next version first; nothing was committed.
+    Lost,
+}
+
+/// Appends to the table at a key, at a known version.
+pub struct Appender {
+    key: String,
+    table: DeltaTable,
+    state: DeltaTableState,
+}
+
+impl std::fmt::Debug for Appender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Appender")
+            .field("key", &self.key)
+            .field("version", &self.state.version())
+            .finish()
+    }
+}
+
+impl Appender {
+    /// Opens the table at `key` as of `version` (latest when `None`).
+    pub async fn open(store: &Store, key: &str, version: Option<u64>) -> Result<Self> {
+        let as_of = version.map_or(AsOf::Latest, AsOf::Version);
+        let table = store.table(key, as_of).await?;
+        let state = table.snapshot().map_err(Error::delta(key))?.clone();
+        Ok(Self {
+            key: key.to_owned(),
+            table,
+            state,
+        })
+    }
+
+    pub fn version(&self) -> u64 {
+        self.state.version()
+    }
+
+    /// Appends one batch as the next version, or reports that another writer got there
+    /// first (the written file is then removed).
+    pub async fn append(&mut self, batch: RecordBatch) -> Result<Appended> {
+        use object_store::ObjectStoreExt;
+        let mut writer =
+            RecordBatchWriter::for_table(&self.table).map_err(Error::delta(&self.key))?;
+        writer.write(batch).await.map_err(Error::delta(&self.key))?;
+        let adds = writer.flush().await.map_err(Error::delta(&self.key))?;
+        let paths: Vec<_> = adds
+            .iter()
+            .map(|a| object_store::path::Path::from(a.path.as_str()))
+            .collect();
+        let props = CommitProperties::default()
+            .with_max_retries(0)
+            .with_cleanup_expired_logs(Some(false));
+        let op = DeltaOperation::Write {
+            mode: SaveMode::Append,
+            partition_by: None,
+            predicate: None,
+        };
+        let res = CommitBuilder::from(props)
+            .with_actions(adds.into_iter().map(Action::Add).collect())
+            .build(Some(&self.state), self.table.log_store(), op)
+            .await;
+        match res {
+            Ok(done) => {
+                self.state = done.snapshot();
+                Ok(Appended::Committed(done.version()))
+            }
+            Err(DeltaTableError::VersionAlreadyExists(_))
+            | Err(DeltaTableError::Transaction {
+                source:
+                    TransactionError::MaxCommitAttempts(_) | TransactionError::VersionAlreadyExists(_),
+            }) => {
+                let store = self.table.object_store();
+                for p in paths {
+                    let _ = store.delete(&p).await;
+                }
+                Ok(Appended::Lost)
+            }
+            Err(e) => Err(Error::delta(&self.key)(e)),
+        }
+    }
+
+    /// Moves the state forward to `version` (after reading what others appended).
+    pub async fn advance(&mut self, version: u64) -> Result<()> {
+        self.state
+            .update(self.table.log_store().as_ref(), Some(version))
+            .await
+            .map_err(Error::delta(&self.key))
+    }
+}
