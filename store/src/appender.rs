@@ -44,7 +44,11 @@ impl Appender {
     /// Opens the table at `key` as of `version` (latest when `None`).
     pub async fn open(store: &Store, key: &str, version: Option<u64>) -> Result<Self> {
         let as_of = version.map_or(AsOf::Latest, AsOf::Version);
-        let table = store.table(key, as_of).await?;
+        Self::from_table(key, store.table(key, as_of).await?)
+    }
+
+    /// Appends after the version `table` is loaded at.
+    pub fn from_table(key: &str, table: DeltaTable) -> Result<Self> {
         let state = table.snapshot().map_err(Error::delta(key))?.clone();
         Ok(Self {
             key: key.to_owned(),
