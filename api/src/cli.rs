@@ -205,7 +205,14 @@ pub fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-                "info,deltalake=warn,deltalake_core=error,buoyant_kernel=off,datafusion=warn".into()
+                // deltalake logs a lost commit race as an error; kho's writers retry it and
+                // log what they cannot recover themselves. The demo prints its own summary.
+                let level = if matches!(cli.command, Command::Demo(_)) {
+                    "warn"
+                } else {
+                    "info"
+                };
+                format!("{level},deltalake=warn,deltalake_core=error,deltalake_core::kernel::transaction=off,buoyant_kernel=off,datafusion=warn").into()
             }),
         )
         .with_writer(std::io::stderr)

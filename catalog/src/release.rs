@@ -11,7 +11,11 @@ use arrow::array::{Array, ArrayRef, AsArray, BooleanArray, RecordBatch, StringAr
 use arrow::compute::{cast, concat_batches, nullif};
 use arrow::datatypes::{DataType, Schema, SchemaRef};
 use datafusion::common::DFSchema;
+use datafusion::error::DataFusionError;
 use datafusion::execution::SendableRecordBatchStream;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
 use datafusion::prelude::{SessionContext, col, lit};
 use hmac::{Hmac, KeyInit, Mac};
 use kho_store::deltalake::protocol::SaveMode;
@@ -114,33 +118,38 @@ pub async fn materialize(store: &Store, spec: &DatasetSpec, version: u32) -> Res
         .iter()
         .filter(|c| c.mask != Some(Mask::Drop))
         .collect();
-    df = df.select(
-        released
-            .iter()
-            .map(|c| col(format!("\"{}\"", c.name)))
-            .collect::<Vec<_>>(),
-    )?;
-    let df = kho_query::read::plain_strings(df)?;
-    let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-    let batches = df.collect().await?;
-    let mut batch = concat_batches(&schema, &batches)?;
-    let pseudonymized: Vec<&str> = released
-        .iter()
-        .filter(|c| c.mask == Some(Mask::Pseudonym))
-        .map(|c| c.name.as_str())
-        .collect();
-    if !pseudonymized.is_empty() {
-        let k = pseudonym_key(store, &spec.id).await?;
-        batch = pseudonymize(&batch, &pseudonymized, &k)?;
+    let secret = if released.iter().any(|c| c.mask == Some(Mask::Pseudonym)) {
+        Some(pseudonym_key(store, &spec.id).await?)
+    } else {
+        None
+    };
+    let mut exprs = Vec::with_capacity(released.len());
+    for c in &released {
+        let column = col(format!("\"{}\"", c.name));
+        exprs.push(match (&c.mask, &secret) {
+            (Some(Mask::Pseudonym), Some(k)) => ScalarUDF::from(Pseudonym::new(k.clone()))
+                .call(vec![column])
+                .alias(&c.name),
+            _ => column,
+        });
     }
-    if let Some(s) = &spec.suppression {
-        batch = suppress(&batch, s)?;
-    }
-    let rows = batch.num_rows() as u64;
+    let df = kho_query::read::plain_strings(df.select(exprs)?)?;
     let release = crate::dataset::release_key(&spec.id, version);
     let handle = store.table_handle(&release)?;
-    handle
-        .write(vec![batch])
+    let write = match &spec.suppression {
+        // Suppression weighs every cell against its groups: the release is built whole.
+        Some(s) => {
+            let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+            let batches = df.collect().await?;
+            handle.write(vec![suppress(&concat_batches(&schema, &batches)?, s)?])
+        }
+        // Otherwise the plan streams from the source into the release's files.
+        None => {
+            let plan = df.logical_plan().clone();
+            handle.write(Vec::new()).with_input_plan(plan)
+        }
+    };
+    let table = write
         .with_save_mode(SaveMode::ErrorIfExists)
         .with_table_name(format!("{} v{version}", spec.id))
         .with_description(&spec.metadata.title.en)
@@ -151,36 +160,83 @@ pub async fn materialize(store: &Store, spec: &DatasetSpec, version: u32) -> Res
                 spec.id
             ))
         })?;
+    let rows = kho_store::table_stats(&table)?.row_count;
     Ok((rows, source_version))
 }
 
-/// Replaces each value of the named columns by HMAC-SHA256(key, value) in hex (128 bits).
-fn pseudonymize(batch: &RecordBatch, columns: &[&str], key: &[u8]) -> Result<RecordBatch> {
-    let schema = batch.schema();
-    let mut fields = Vec::with_capacity(schema.fields().len());
-    let mut arrays: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
-    for (f, a) in schema.fields().iter().zip(batch.columns()) {
-        if columns.contains(&f.name().as_str()) {
-            let text = cast(a, &DataType::Utf8)?;
-            let text = text.as_string::<i32>();
-            let out: StringArray = text
-                .iter()
-                .map(|v| {
-                    v.map(|v| {
-                        let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("any key length");
-                        mac.update(v.as_bytes());
-                        hex::encode(&mac.finalize().into_bytes()[..16])
-                    })
-                })
-                .collect();
-            fields.push(arrow::datatypes::Field::new(f.name(), DataType::Utf8, true));
-            arrays.push(Arc::new(out));
-        } else {
-            fields.push(f.as_ref().clone());
-            arrays.push(a.clone());
+/// `kho_pseudonym(value)`: HMAC-SHA256(key, value as text) in hex, first 128 bits; null
+/// stays null. The key never shows in a plan's text or debug output.
+struct Pseudonym {
+    key: Vec<u8>,
+    signature: Signature,
+}
+
+impl Pseudonym {
+    fn new(key: Vec<u8>) -> Self {
+        Self {
+            key,
+            signature: Signature::any(1, Volatility::Immutable),
         }
     }
-    Ok(RecordBatch::try_new(Arc::new(Schema::new(fields)), arrays)?)
+}
+
+impl std::fmt::Debug for Pseudonym {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("kho_pseudonym")
+    }
+}
+
+impl PartialEq for Pseudonym {
+    fn eq(&self, other: &Self) -> bool {
+        self.key == other.key
+    }
+}
+
+impl Eq for Pseudonym {}
+
+impl std::hash::Hash for Pseudonym {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        "kho_pseudonym".hash(state);
+    }
+}
+
+impl ScalarUDFImpl for Pseudonym {
+    fn name(&self) -> &str {
+        "kho_pseudonym"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _: &[DataType]) -> datafusion::error::Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(
+        &self,
+        args: ScalarFunctionArgs,
+    ) -> datafusion::error::Result<ColumnarValue> {
+        let [value] = args.args.as_slice() else {
+            return Err(DataFusionError::Internal(
+                "kho_pseudonym takes one argument".into(),
+            ));
+        };
+        let text = cast(&value.to_array(args.number_rows)?, &DataType::Utf8)?;
+        let out: StringArray = text
+            .as_string::<i32>()
+            .iter()
+            .map(|v| {
+                v.map(|v| {
+                    let mut mac =
+                        Hmac::<Sha256>::new_from_slice(&self.key).expect("any key length");
+                    mac.update(v.as_bytes());
+                    hex::encode(&mac.finalize().into_bytes()[..16])
+                })
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(out)))
+    }
 }
 
 /// Withholds small cells, then enough others that none can be recomputed from the totals

@@ -2,7 +2,7 @@
 //! large open dataset (CSV, Parquet), and the cost of the audit on small pulls.
 //!
 //! ```text
-//! cargo build --release --bins
+//! cargo build --release --workspace --bins
 //! target/release/bench_catalog [--rows 1000000]
 //! ```
 

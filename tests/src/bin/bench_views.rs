@@ -3,7 +3,7 @@
 //! service_dossiers aggregate over the same Parquet files.
 //!
 //! ```text
-//! cargo build --release --bins
+//! cargo build --release --workspace --bins
 //! target/release/bench_views [--events 1000000] [--python .venv-test/bin/python]
 //! ```
 //!
