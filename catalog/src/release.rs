@@ -118,16 +118,20 @@ pub async fn materialize(store: &Store, spec: &DatasetSpec, version: u32) -> Res
         .iter()
         .filter(|c| c.mask != Some(Mask::Drop))
         .collect();
-    let secret = if released.iter().any(|c| c.mask == Some(Mask::Pseudonym)) {
-        Some(pseudonym_key(store, &spec.id).await?)
+    let pseudonym = if released.iter().any(|c| c.mask == Some(Mask::Pseudonym)) {
+        Some(ScalarUDF::from(Pseudonym::new(
+            pseudonym_key(store, &spec.id).await?,
+        )))
     } else {
         None
     };
     let mut exprs = Vec::with_capacity(released.len());
     for c in &released {
         let column = col(format!("\"{}\"", c.name));
-        exprs.push(match (&c.mask, &secret) {
-            (Some(Mask::Pseudonym), Some(k)) => ScalarUDF::from(Pseudonym::new(k.clone()))
+        exprs.push(match c.mask {
+            Some(Mask::Pseudonym) => pseudonym
+                .as_ref()
+                .expect("made when a column is pseudonymized")
                 .call(vec![column])
                 .alias(&c.name),
             _ => column,
@@ -156,8 +160,9 @@ pub async fn materialize(store: &Store, spec: &DatasetSpec, version: u32) -> Res
         .await
         .map_err(|e| {
             CatalogError::Conflict(format!(
-                "release {version} of {} could not be written: {e}",
-                spec.id
+                "release {version} of {} could not be written: {}",
+                spec.id,
+                first_line(&e.to_string())
             ))
         })?;
     let rows = kho_store::table_stats(&table)?.row_count;
