@@ -73,35 +73,26 @@ impl Appender {
             .iter()
             .map(|a| object_store::path::Path::from(a.path.as_str()))
             .collect();
-        let props = CommitProperties::default()
-            .with_max_retries(0)
-            .with_cleanup_expired_logs(Some(false));
-        let op = DeltaOperation::Write {
-            mode: SaveMode::Append,
-            partition_by: None,
-            predicate: None,
-        };
-        let res = CommitBuilder::from(props)
-            .with_actions(adds.into_iter().map(Action::Add).collect())
-            .build(Some(&self.state), self.table.log_store(), op)
-            .await;
-        match res {
-            Ok(done) => {
-                self.state = done.snapshot();
-                Ok(Appended::Committed(done.version()))
+        match commit_append(
+            &self.table,
+            &self.state,
+            adds.into_iter().map(Action::Add).collect(),
+            None,
+        )
+        .await
+        .map_err(Error::delta(&self.key))?
+        {
+            Some((version, state)) => {
+                self.state = state;
+                Ok(Appended::Committed(version))
             }
-            Err(DeltaTableError::VersionAlreadyExists(_))
-            | Err(DeltaTableError::Transaction {
-                source:
-                    TransactionError::MaxCommitAttempts(_) | TransactionError::VersionAlreadyExists(_),
-            }) => {
+            None => {
                 let store = self.table.object_store();
                 for p in paths {
                     let _ = store.delete(&p).await;
                 }
                 Ok(Appended::Lost)
             }
-            Err(e) => Err(Error::delta(&self.key)(e)),
         }
     }
 
@@ -111,5 +102,42 @@ impl Appender {
             .update(self.table.log_store().as_ref(), Some(version))
             .await
             .map_err(Error::delta(&self.key))
+    }
+}
+
+/// One append commit of `actions` right after `state`'s version, by put-if-absent of the
+/// next log entry: no automatic retry, so a lost race (`Ok(None)`) goes back to its caller
+/// to be re-planned; no expired-log cleanup, which lists the whole log and runs with
+/// maintenance instead. `kho` is recorded in the commitInfo when given. Returns the new
+/// version and the table state after it.
+pub(crate) async fn commit_append(
+    table: &DeltaTable,
+    state: &DeltaTableState,
+    actions: Vec<Action>,
+    kho: Option<serde_json::Value>,
+) -> std::result::Result<Option<(u64, DeltaTableState)>, DeltaTableError> {
+    let mut props = CommitProperties::default()
+        .with_max_retries(0)
+        .with_cleanup_expired_logs(Some(false));
+    if let Some(meta) = kho {
+        props = props.with_metadata([("kho".to_owned(), meta)]);
+    }
+    let op = DeltaOperation::Write {
+        mode: SaveMode::Append,
+        partition_by: None,
+        predicate: None,
+    };
+    let res = CommitBuilder::from(props)
+        .with_actions(actions)
+        .build(Some(state), table.log_store(), op)
+        .await;
+    match res {
+        Ok(done) => Ok(Some((done.version(), done.snapshot()))),
+        Err(DeltaTableError::VersionAlreadyExists(_))
+        | Err(DeltaTableError::Transaction {
+            source:
+                TransactionError::MaxCommitAttempts(_) | TransactionError::VersionAlreadyExists(_),
+        }) => Ok(None),
+        Err(e) => Err(e),
     }
 }

@@ -16,10 +16,7 @@ use arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch, TimestampMicros
 use arrow::compute::{concat_batches, filter_record_batch};
 use chrono::Utc;
 use deltalake::DeltaTable;
-use deltalake::DeltaTableError;
 use deltalake::kernel::Action;
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
-use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::table::state::DeltaTableState;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use futures::{StreamExt, TryStreamExt};
@@ -538,31 +535,10 @@ impl StreamWriter {
         adds: Vec<Action>,
         meta: &CommitMeta,
     ) -> std::result::Result<(u64, DeltaTableState), CommitError> {
-        // No automatic retry: a lost race comes back here to be re-planned. Expired-log
-        // cleanup lists the whole log, so it runs with maintenance, not on every commit.
-        let props = CommitProperties::default()
-            .with_max_retries(0)
-            .with_cleanup_expired_logs(Some(false))
-            .with_metadata([(
-                "kho".to_owned(),
-                serde_json::to_value(meta).expect("plain data serializes"),
-            )]);
-        let op = DeltaOperation::Write {
-            mode: SaveMode::Append,
-            partition_by: None,
-            predicate: None,
-        };
-        let res = CommitBuilder::from(props)
-            .with_actions(adds)
-            .build(Some(&self.state), self.table.log_store(), op)
-            .await;
-        match res {
-            Ok(done) => Ok((done.version(), done.snapshot())),
-            Err(DeltaTableError::VersionAlreadyExists(_))
-            | Err(DeltaTableError::Transaction {
-                source:
-                    TransactionError::MaxCommitAttempts(_) | TransactionError::VersionAlreadyExists(_),
-            }) => Err(CommitError::Lost),
+        let meta = serde_json::to_value(meta).expect("plain data serializes");
+        match crate::appender::commit_append(&self.table, &self.state, adds, Some(meta)).await {
+            Ok(Some(done)) => Ok(done),
+            Ok(None) => Err(CommitError::Lost),
             Err(e) => Err(CommitError::Other(Error::delta(&self.def.name)(e))),
         }
     }
