@@ -735,6 +735,18 @@ fn projects(rng: &mut StdRng, year: i32) -> Vec<String> {
             ),
         ));
     };
+    let status_changed = |rng: &mut StdRng,
+                          at: NaiveDateTime,
+                          code: &str,
+                          status: &str,
+                          lines: &mut Vec<(NaiveDateTime, String)>| {
+        ev(
+            rng,
+            at,
+            format!(r#""event_type":"status_changed","entity_id":"{code}","status":"{status}""#),
+            lines,
+        );
+    };
     let groups: [Cohort; 3] = [
         ("A", 4, (2_400, 5_800), (0.06, 0.14)),
         ("B", 40, (130, 2_200), (0.15, 0.40)),
@@ -803,14 +815,7 @@ fn projects(rng: &mut StdRng, year: i32) -> Vec<String> {
                     let m = rng.random_range(2..=5);
                     moment_in(rng, year, m)
                 };
-                ev(
-                    rng,
-                    at,
-                    format!(
-                        r#""event_type":"status_changed","entity_id":"{code}","status":"implementing""#
-                    ),
-                    &mut lines,
-                );
+                status_changed(rng, at, &code, "implementing", &mut lines);
             }
             // Disbursement slow in the first half, heavy at year end.
             let rate = if rng.random_bool(0.15) {
@@ -849,37 +854,16 @@ fn projects(rng: &mut StdRng, year: i32) -> Vec<String> {
             // A few stop in the COVID-19 wave and restart in the autumn; many small ones finish.
             if rng.random_bool(0.04) {
                 let at = moment_in(rng, year, 7);
-                ev(
-                    rng,
-                    at,
-                    format!(
-                        r#""event_type":"status_changed","entity_id":"{code}","status":"suspended""#
-                    ),
-                    &mut lines,
-                );
+                status_changed(rng, at, &code, "suspended", &mut lines);
                 let at = moment_in(rng, year, 10);
-                ev(
-                    rng,
-                    at,
-                    format!(
-                        r#""event_type":"status_changed","entity_id":"{code}","status":"implementing""#
-                    ),
-                    &mut lines,
-                );
+                status_changed(rng, at, &code, "implementing", &mut lines);
             }
             if group == "C" && rng.random_bool(0.35) {
                 let at = {
                     let m = rng.random_range(10..=12);
                     moment_in(rng, year, m)
                 };
-                ev(
-                    rng,
-                    at,
-                    format!(
-                        r#""event_type":"status_changed","entity_id":"{code}","status":"completed""#
-                    ),
-                    &mut lines,
-                );
+                status_changed(rng, at, &code, "completed", &mut lines);
             }
         }
     }
