@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
@@ -254,27 +255,39 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
             t
         }
     };
-    let config = ServerConfig {
-        body_limit: args.ingest.body_limit,
-        view_debounce: Duration::from_millis(args.views.view_debounce_ms),
-        view_poll: Duration::from_secs(args.views.view_poll_secs.max(1)),
-        governance_refresh: Duration::from_secs(5),
-        maintain_every: Duration::from_secs(args.maintain_every_secs),
-        public_url: args.catalog.public_url.clone(),
-        pulls_per_min: (
-            args.catalog.pulls_per_min_anonymous,
-            args.catalog.pulls_per_min_token,
-        ),
-    };
-    let state = AppState::open(
+    let state = open_state(
         store,
         &admin_token,
-        args.ingest.config(),
-        args.sql.limits(),
-        config,
+        &args.ingest,
+        &args.views,
+        &args.sql,
+        &args.catalog,
+        Duration::from_secs(args.maintain_every_secs),
     )
     .await?;
     serve(state, args.listen).await
+}
+
+/// The server's state from the flags `serve` and `demo` share.
+pub(crate) async fn open_state(
+    store: Arc<Store>,
+    admin_token: &str,
+    ingest: &IngestArgs,
+    views: &ViewArgs,
+    sql: &SqlArgs,
+    catalog: &CatalogArgs,
+    maintain_every: Duration,
+) -> anyhow::Result<AppState> {
+    let config = ServerConfig {
+        body_limit: ingest.body_limit,
+        view_debounce: Duration::from_millis(views.view_debounce_ms),
+        view_poll: Duration::from_secs(views.view_poll_secs.max(1)),
+        governance_refresh: Duration::from_secs(5),
+        maintain_every,
+        public_url: catalog.public_url.clone(),
+        pulls_per_min: (catalog.pulls_per_min_anonymous, catalog.pulls_per_min_token),
+    };
+    AppState::open(store, admin_token, ingest.config(), sql.limits(), config).await
 }
 
 async fn run_maintain(args: MaintainArgs) -> anyhow::Result<()> {

@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::cli::DemoArgs;
-use crate::server::{AppState, ServerConfig, serve_on, shutdown_signal};
+use crate::server::{serve_on, shutdown_signal};
 use data::article;
 use generate::FIRST_YEAR;
 
@@ -55,24 +55,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .admin_token
         .clone()
         .unwrap_or_else(crate::cli::random_token);
-    let config = ServerConfig {
-        body_limit: args.ingest.body_limit,
-        view_debounce: Duration::from_millis(args.views.view_debounce_ms),
-        view_poll: Duration::from_secs(args.views.view_poll_secs.max(1)),
-        governance_refresh: Duration::from_secs(5),
-        maintain_every: Duration::from_secs(3600),
-        public_url: args.catalog.public_url.clone(),
-        pulls_per_min: (
-            args.catalog.pulls_per_min_anonymous,
-            args.catalog.pulls_per_min_token,
-        ),
-    };
-    let state = AppState::open(
+    let state = crate::cli::open_state(
         store,
         &admin_token,
-        args.ingest.config(),
-        args.sql.limits(),
-        config,
+        &args.ingest,
+        &args.views,
+        &args.sql,
+        &args.catalog,
+        Duration::from_secs(3600),
     )
     .await?;
     let listener = TcpListener::bind(args.listen)
