@@ -98,6 +98,18 @@ pub struct IngestArgs {
     /// How long an Idempotency-Key is remembered, in hours.
     #[arg(long, env = "KHO_IDEMPOTENCY_HOURS", default_value_t = 168)]
     pub idempotency_hours: u64,
+    /// The earliest `occurred_at` accepted (RFC 3339); older events are refused.
+    #[arg(long, env = "KHO_OCCURRED_AFTER", default_value = "1975-01-01T00:00:00Z", value_parser = parse_instant)]
+    pub occurred_after: chrono::DateTime<chrono::Utc>,
+    /// How far ahead of the server's clock an `occurred_at` may be, in hours.
+    #[arg(long, env = "KHO_OCCURRED_AHEAD_HOURS", default_value_t = 24)]
+    pub occurred_ahead_hours: u64,
+}
+
+fn parse_instant(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.to_utc())
+        .map_err(|e| format!("{s:?} is not an RFC 3339 timestamp: {e}"))
 }
 
 impl IngestArgs {
@@ -111,6 +123,8 @@ impl IngestArgs {
             writer: WriterConfig {
                 idempotency_window: Duration::from_secs(self.idempotency_hours * 3600),
             },
+            occurred_after: self.occurred_after,
+            occurred_ahead: Duration::from_secs(self.occurred_ahead_hours * 3600),
         }
     }
 }

@@ -45,6 +45,8 @@ pub enum ApiError {
     #[error("{0}")]
     Conflict(String),
     #[error("{0}")]
+    SumOverflow(String),
+    #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
     Internal(String),
@@ -60,7 +62,9 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             Self::NotAcceptable(_) => StatusCode::NOT_ACCEPTABLE,
-            Self::QueryLimit(_) | Self::Policy(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::QueryLimit(_) | Self::Policy(_) | Self::SumOverflow(_) => {
+                StatusCode::UNPROCESSABLE_ENTITY
+            }
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -88,6 +92,7 @@ impl ApiError {
             Self::QueryLimit(_) => "query_limit_exceeded",
             Self::Policy(_) => "policy_violation",
             Self::Conflict(_) => "conflict",
+            Self::SumOverflow(_) => "sum_overflow",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -125,6 +130,10 @@ impl IntoResponse for ApiError {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
             }
+            Self::Unavailable(_) => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
             Self::Unauthenticated(_) => {
                 resp.headers_mut().insert(
                     header::WWW_AUTHENTICATE,
@@ -157,10 +166,8 @@ impl From<IngestError> for ApiError {
             },
             IngestError::IdempotencyKeyReused => Self::Unprocessable(msg),
             IngestError::ShuttingDown => Self::Unavailable(msg),
-            IngestError::Store(inner) => match inner.as_ref() {
-                kho_store::Error::CommitContention { .. } => Self::Unavailable(msg),
-                _ => Self::Internal(msg),
-            },
+            IngestError::Store(inner) if inner.is_unavailable() => Self::Unavailable(msg),
+            IngestError::Store(_) => Self::Internal(msg),
         }
     }
 }
@@ -189,6 +196,8 @@ impl From<kho_store::Error> for ApiError {
     fn from(e: kho_store::Error) -> Self {
         if e.is_client_error() {
             Self::NotFound(e.to_string())
+        } else if e.is_unavailable() {
+            Self::Unavailable(e.to_string())
         } else {
             Self::Internal(e.to_string())
         }
@@ -204,7 +213,12 @@ impl From<kho_query::QueryError> for ApiError {
             Q::BadRequest(_) => Self::BadRequest(msg),
             Q::Refused { .. } => Self::StatementNotAllowed(msg),
             Q::Limit(_) => Self::QueryLimit(msg),
+            Q::SumOverflow(_) => Self::SumOverflow(msg),
+            Q::ShuttingDown => Self::Unavailable(msg),
             Q::Store(s) => (*s).into(),
+            Q::DataFusion(ref d) if kho_store::error::is_storage_fault(d.as_ref()) => {
+                Self::Unavailable(msg)
+            }
             Q::DataFusion(_) | Q::Arrow(_) | Q::Parquet(_) | Q::Internal(_) => Self::Internal(msg),
         }
     }

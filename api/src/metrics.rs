@@ -1,5 +1,10 @@
 //! Prometheus metrics: request latency by route, rejected batches by reason, and the
 //! ingest counters.
+//!
+//! Every label value comes from a closed set kho knows (registered streams, route
+//! templates, standard methods, status codes, error codes): whatever a caller puts in a URL
+//! or a method is counted under [`OTHER`], so no caller can add series or write into the
+//! exposition.
 
 use std::sync::Mutex;
 use std::time::Instant;
@@ -14,6 +19,24 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
 use crate::server::AppState;
+
+/// The label value of anything outside the known set.
+pub const OTHER: &str = "other";
+
+/// The standard methods; any other counts as [`OTHER`].
+fn method_label(m: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *m {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        Method::PATCH => "PATCH",
+        _ => OTHER,
+    }
+}
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RouteLabels {
@@ -65,7 +88,9 @@ impl Metrics {
         }
     }
 
-    pub fn rejected(&self, stream: &str, reason: &str) {
+    /// Counts a refused append; `stream` must be a registered stream's name or [`OTHER`],
+    /// `reason` one of the API's error codes.
+    pub fn rejected(&self, stream: &str, reason: &'static str) {
         self.rejected
             .get_or_create(&RejectLabels {
                 stream: stream.to_owned(),
@@ -90,7 +115,7 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
-    let method = req.method().to_string();
+    let method = method_label(req.method()).to_owned();
     let started = Instant::now();
     let resp = next.run(req).await;
     state

@@ -10,7 +10,7 @@ use axum::serve::ListenerExt;
 use kho_catalog::{AuditLog, Governance};
 use kho_ingest::{Ingest, IngestConfig, IngestMetrics};
 use kho_query::{SqlEngine, SqlLimits, ViewEngine};
-use kho_store::{MaintenanceOptions, Store, maintain_table, stream_key};
+use kho_store::{MaintenanceOptions, NodeInfo, Store, maintain_table, stream_key};
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
@@ -157,6 +157,25 @@ pub async fn serve_on(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let addr = listener.local_addr()?;
+    // The heartbeat tells other tools this store is in use (`kho demo` refuses it).
+    let mut node = NodeInfo::this_process(&format!("http://{addr}"));
+    if let Err(e) = state.store.heartbeat(&mut node).await {
+        tracing::warn!(error = %e, "could not write this node's heartbeat");
+    }
+    let heartbeat = {
+        let store = state.store.clone();
+        let mut node = node.clone();
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(kho_store::nodes::HEARTBEAT_EVERY);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                if let Err(e) = store.heartbeat(&mut node).await {
+                    tracing::warn!(error = %e, "could not write this node's heartbeat");
+                }
+            }
+        })
+    };
     spawn_background(&state);
     println!("kho listening on http://{addr}");
     tracing::info!(%addr, store = %state.store.location().root(), "serving");
@@ -166,12 +185,17 @@ pub async fn serve_on(
             tracing::warn!(error = %e, "could not set TCP_NODELAY");
         }
     });
+    let store = state.store.clone();
     axum::serve(
         listener,
         router(state).into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await?;
+    heartbeat.abort();
+    if let Err(e) = store.leave(&node).await {
+        tracing::warn!(error = %e, "could not remove this node's heartbeat");
+    }
     Ok(())
 }
 
@@ -223,6 +247,7 @@ fn spawn_background(state: &AppState) {
         });
     }
     let store = state.store.clone();
+    let ingest = state.ingest.clone();
     let every = state.config.maintain_every;
     if !every.is_zero() {
         tokio::spawn(async move {
@@ -232,6 +257,8 @@ fn spawn_background(state: &AppState) {
                 tick.tick().await;
                 for def in store.streams() {
                     let key = stream_key(&def.name);
+                    let lock = ingest.maintenance_lock(&def.name);
+                    let _guard = lock.lock().await;
                     match maintain_table(&store, &key, &MaintenanceOptions::default()).await {
                         Ok(r) => {
                             tracing::info!(stream = %def.name, files_before = r.files_before, files_after = r.files_after, "scheduled maintenance")

@@ -18,6 +18,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::{SessionContext, col, lit};
 use hmac::{Hmac, KeyInit, Mac};
+use kho_store::deltalake::kernel::transaction::CommitProperties;
 use kho_store::deltalake::protocol::SaveMode;
 use kho_store::{AsOf, Store, stream_key};
 use rand::RngCore;
@@ -64,6 +65,18 @@ pub fn source_columns(schema: &Schema) -> Vec<SourceColumn> {
 
 /// Checks that a row filter parses as a SQL predicate over the source's columns.
 pub fn check_filter(schema: &SchemaRef, filter: &str) -> Result<()> {
+    use kho_query::limits::{ROW_FILTER, check_expr_tree, check_text};
+    // Bounded before anything plans it: 4 KiB, 256 tokens (so the tree is shallow enough
+    // to walk on any thread), 64 levels, no subquery.
+    let bounded = |e: kho_query::QueryError| CatalogError::Invalid(e.to_string());
+    check_text(filter, &ROW_FILTER).map_err(bounded)?;
+    let dialect = datafusion::sql::sqlparser::dialect::GenericDialect {};
+    if let Ok(expr) = datafusion::sql::sqlparser::parser::Parser::new(&dialect)
+        .try_with_sql(filter)
+        .and_then(|mut p| p.parse_expr())
+    {
+        check_expr_tree(&expr, &ROW_FILTER).map_err(bounded)?;
+    }
     let df_schema = DFSchema::try_from(schema.as_ref().clone())?;
     SessionContext::new()
         .parse_sql_expr(filter, &df_schema)
@@ -100,6 +113,10 @@ async fn pseudonym_key(store: &Store, dataset: &str) -> Result<Vec<u8>> {
 pub async fn materialize(store: &Store, spec: &DatasetSpec, version: u32) -> Result<(u64, u64)> {
     let key = source_key(spec)?;
     let table = store.table(&key, AsOf::Latest).await.map_err(|e| {
+        if e.is_unavailable() {
+            // The store failed: say so (503), not that the source is missing.
+            return CatalogError::Store(Box::new(e));
+        }
         CatalogError::Conflict(format!(
             "the source {} cannot be read yet: {e}",
             spec.source.name
@@ -157,8 +174,14 @@ pub async fn materialize(store: &Store, spec: &DatasetSpec, version: u32) -> Res
         .with_save_mode(SaveMode::ErrorIfExists)
         .with_table_name(format!("{} v{version}", spec.id))
         .with_description(&spec.metadata.title.en)
+        // One put-if-absent of version 0: a release racing another process's release of
+        // the same version loses outright (deltalake's retry would land it as an append).
+        .with_commit_properties(CommitProperties::default().with_max_retries(0))
         .await
         .map_err(|e| {
+            if kho_store::error::is_storage_fault(&e) {
+                return CatalogError::Store(Box::new(e.into()));
+            }
             CatalogError::Conflict(format!(
                 "release {version} of {} could not be written: {}",
                 spec.id,

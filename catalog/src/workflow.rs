@@ -227,11 +227,11 @@ impl Governance {
         if let Some(existing) = self.dataset(&spec.id)
             && (existing.state != State::Draft || existing.owner != owner)
         {
+            // The same answer whether or not the caller may see that dataset: its state and
+            // owner would tell a private dataset exists.
             return Err(CatalogError::Conflict(format!(
-                "dataset id {} is taken ({}, owned by {})",
-                spec.id,
-                existing.state.as_str(),
-                existing.owner
+                "dataset id {} is taken: choose another id",
+                spec.id
             )));
         }
         let id = spec.id.clone();
@@ -306,6 +306,8 @@ impl Governance {
         if d.state != State::Proposed {
             return Err(conflict(&d, "approval", "proposed"));
         }
+        // Four eyes: the approver is neither whoever proposed this version of the dataset
+        // nor anyone who drafted it.
         let proposer = d
             .history
             .iter()
@@ -314,7 +316,17 @@ impl Governance {
             .map(|s| s.by.as_str());
         if proposer == Some(by.id.as_str()) {
             return Err(CatalogError::Forbidden(
-                "nobody approves their own proposal".into(),
+                "four eyes: nobody approves their own proposal; another steward must approve"
+                    .into(),
+            ));
+        }
+        if d.history
+            .iter()
+            .any(|s| s.state == State::Draft && s.by == by.id)
+        {
+            return Err(CatalogError::Forbidden(
+                "four eyes: nobody approves a dataset they drafted; another steward must approve"
+                    .into(),
             ));
         }
         self.check_spec(&d.spec)?;
@@ -352,7 +364,15 @@ impl Governance {
 
     async fn release(&self, by: &Principal, d: &Dataset) -> Result<Dataset> {
         let version = d.releases.last().map_or(1, |r| r.version + 1);
-        let (rows, source_version) = release::materialize(&self.store, &d.spec, version).await?;
+        // Materializing runs the dataset's filter and masks over the whole source: on the
+        // query runtime, apart from the one serving HTTP and ingest.
+        let (store, spec) = (self.store.clone(), d.spec.clone());
+        let (rows, source_version) = kho_query::compute::run(
+            std::time::Duration::from_secs(600),
+            "materializing the release",
+            async move { Ok(release::materialize(&store, &spec, version).await) },
+        )
+        .await??;
         let release = Release {
             version,
             rows,

@@ -87,7 +87,15 @@ async fn world() -> World {
             )
         })
         .collect();
-    let batch = decode(&def, Format::Ndjson, body.as_bytes(), "services:test", 1000).unwrap();
+    let batch = decode(
+        &def,
+        Format::Ndjson,
+        body.as_bytes(),
+        "services:test",
+        1000,
+        (i64::MIN, i64::MAX),
+    )
+    .unwrap();
     let mut w = StreamWriter::open(&store, "service.dossiers", WriterConfig::default())
         .await
         .unwrap();
@@ -285,14 +293,35 @@ async fn each_workflow_violation_has_its_own_refusal() {
         v
     })
     .unwrap();
+    let view_spec = view.clone();
     g.draft(&w.steward_a, view).await.unwrap();
     g.propose(&w.steward_a, "center-kpis", None).await.unwrap();
     let (k, text) = err_text(g.approve(&w.steward_a, "center-kpis", None).await);
     assert_eq!(
         (k.as_str(), text.as_str()),
-        ("forbidden", "nobody approves their own proposal")
+        (
+            "forbidden",
+            "four eyes: nobody approves their own proposal; another steward must approve"
+        )
     );
     g.approve(&w.steward_b, "center-kpis", None).await.unwrap();
+    // Nor a dataset they drafted when someone else proposed it.
+    let mut other = view_spec.clone();
+    other.id = "center-kpis-2".into();
+    g.draft(&w.steward_a, other).await.unwrap();
+    g.propose(&w.steward_b, "center-kpis-2", None)
+        .await
+        .unwrap();
+    let (k, text) = err_text(g.approve(&w.steward_a, "center-kpis-2", None).await);
+    assert_eq!(
+        (k.as_str(), text.as_str()),
+        (
+            "forbidden",
+            "four eyes: nobody approves a dataset they drafted; another steward must approve"
+        )
+    );
+    let (k, _) = err_text(g.approve(&w.steward_b, "center-kpis-2", None).await);
+    assert_eq!(k, "forbidden", "the proposer may not approve either");
 
     g.approve(&w.steward_a, "ok-dataset", Some("đạt yêu cầu".into()))
         .await

@@ -37,11 +37,11 @@ pub(crate) async fn run(
     config: CommitterConfig,
     metrics: IngestMetrics,
     notify: broadcast::Sender<String>,
+    compacting: Arc<Mutex<()>>,
     mut rx: mpsc::UnboundedReceiver<Job>,
 ) {
     let mut writer: Option<StreamWriter> = None;
     let mut commits: u64 = 0;
-    let compacting = Arc::new(Mutex::new(()));
     while let Some(first) = rx.recv().await {
         let mut jobs = vec![first];
         let mut events = jobs[0].submission.batch.num_rows();
@@ -131,9 +131,13 @@ fn spawn_compaction(store: Arc<Store>, stream: String, lock: Arc<Mutex<()>>) {
             ..MaintenanceOptions::default()
         };
         match kho_store::maintain_table(&store, &kho_store::stream_key(&stream), &opts).await {
-            Ok(r) => {
+            Ok(r) if r.compaction_dropped => {
+                tracing::info!(%stream, "compaction dropped: another rewrite replaced its files first")
+            }
+            Ok(r) if r.compaction_version.is_some() => {
                 tracing::info!(%stream, files_before = r.files_before, files_after = r.files_after, version = r.version_after, "compacted")
             }
+            Ok(_) => {}
             Err(e) => {
                 tracing::warn!(%stream, error = %e, "compaction failed; will try again later")
             }

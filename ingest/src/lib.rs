@@ -46,6 +46,25 @@ pub struct IngestConfig {
     /// Compact a stream after this many commits (0: never automatically).
     pub compact_every: u64,
     pub writer: WriterConfig,
+    /// The earliest `occurred_at` accepted.
+    pub occurred_after: chrono::DateTime<chrono::Utc>,
+    /// How far past now an `occurred_at` may be (clocks differ; nothing happens later).
+    pub occurred_ahead: Duration,
+}
+
+/// 1975-01-01T00:00:00Z: older than any record the province's systems hold.
+pub const DEFAULT_OCCURRED_AFTER: i64 = 157_766_400;
+
+impl IngestConfig {
+    /// The window `occurred_at` must fall in now, in µs since the epoch: `[after, now + ahead)`.
+    pub fn occurred_window(&self) -> (i64, i64) {
+        let ahead =
+            chrono::Duration::from_std(self.occurred_ahead).unwrap_or(chrono::Duration::days(1));
+        (
+            self.occurred_after.timestamp_micros(),
+            (chrono::Utc::now() + ahead).timestamp_micros(),
+        )
+    }
 }
 
 impl Default for IngestConfig {
@@ -57,6 +76,9 @@ impl Default for IngestConfig {
             max_commit_events: 500_000,
             compact_every: 20,
             writer: WriterConfig::default(),
+            occurred_after: chrono::DateTime::from_timestamp(DEFAULT_OCCURRED_AFTER, 0)
+                .expect("a valid instant"),
+            occurred_ahead: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -98,6 +120,9 @@ pub struct Ingest {
     metrics: IngestMetrics,
     /// The name of a stream, each time a commit added events to it.
     commits: broadcast::Sender<String>,
+    /// Per stream: held by whoever compacts it in this process (the commit task's frequent
+    /// compaction, the scheduled maintenance), so they do not redo each other's work.
+    maintenance: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl std::fmt::Debug for Ingest {
@@ -121,7 +146,20 @@ impl Ingest {
             committers: std::sync::Mutex::new(HashMap::new()),
             metrics,
             commits: broadcast::channel(1024).0,
+            maintenance: std::sync::Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The lock that whoever compacts `stream` in this process holds. Correctness does not
+    /// depend on it (a compaction that lost its files to another one is dropped at commit,
+    /// whichever process ran it); it saves rewriting the same files twice.
+    pub fn maintenance_lock(&self, stream: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.maintenance
+            .lock()
+            .expect("poisoned")
+            .entry(stream.to_owned())
+            .or_default()
+            .clone()
     }
 
     /// Tells of every commit that adds events (the stream's name), e.g. to refresh views.
@@ -158,19 +196,21 @@ impl Ingest {
         let body = req.body.clone();
         let source = req.source.to_owned();
         let def2 = def.clone();
-        let batch =
-            tokio::task::spawn_blocking(move || decode::decode(&def2, format, &body, &source, max))
-                .await
-                .map_err(|_| IngestError::ShuttingDown)?
-                .map_err(|r| match r {
-                    Rejection::Invalid { errors, total } => IngestError::Invalid {
-                        stream: def.name.clone(),
-                        errors,
-                        total,
-                    },
-                    Rejection::Empty => IngestError::Empty,
-                    Rejection::TooManyEvents { max } => IngestError::TooManyEvents { max },
-                })?;
+        let window = self.config.occurred_window();
+        let batch = tokio::task::spawn_blocking(move || {
+            decode::decode(&def2, format, &body, &source, max, window)
+        })
+        .await
+        .map_err(|_| IngestError::ShuttingDown)?
+        .map_err(|r| match r {
+            Rejection::Invalid { errors, total } => IngestError::Invalid {
+                stream: def.name.clone(),
+                errors,
+                total,
+            },
+            Rejection::Empty => IngestError::Empty,
+            Rejection::TooManyEvents { max } => IngestError::TooManyEvents { max },
+        })?;
 
         let rows = u32::try_from(batch.num_rows()).unwrap_or(u32::MAX);
         let permit = self
@@ -240,6 +280,7 @@ impl Ingest {
             config,
             self.metrics.clone(),
             self.commits.clone(),
+            self.maintenance_lock(stream),
             rx,
         ));
         map.insert(stream.to_owned(), tx.clone());

@@ -142,7 +142,7 @@ impl Encoder {
     fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         match self {
             Encoder::Json(w) => w.write(batch)?,
-            Encoder::Csv(w) => w.write(batch)?,
+            Encoder::Csv(w) => w.write(&defuse_formulas(batch)?)?,
             Encoder::Arrow(w) => w.write(batch)?,
             Encoder::Parquet(w) => {
                 w.write(batch)?;
@@ -163,6 +163,58 @@ impl Encoder {
             }
         }
         Ok(())
+    }
+}
+
+/// A text cell a spreadsheet would run as a formula (it starts with `=`, `+`, `-`, `@`, a
+/// tab or a carriage return) gets a leading `'`, as OWASP advises for CSV downloads: the
+/// cell then shows as the text it is. Numbers are not text columns and are left alone.
+fn defuse_formulas(batch: &RecordBatch) -> Result<RecordBatch> {
+    use arrow::array::{Array, AsArray, StringArray};
+    use arrow::datatypes::DataType;
+    let risky = |v: &str| v.starts_with(['=', '+', '-', '@', '\t', '\r']);
+    let mut columns = batch.columns().to_vec();
+    let mut changed = false;
+    for c in &mut columns {
+        let text: Option<Vec<Option<String>>> = match c.data_type() {
+            DataType::Utf8 => {
+                let a = c.as_string::<i32>();
+                a.iter()
+                    .any(|v| v.is_some_and(risky))
+                    .then(|| a.iter().map(|v| v.map(|v| defused(v, risky))).collect())
+            }
+            DataType::LargeUtf8 => {
+                let a = c.as_string::<i64>();
+                a.iter()
+                    .any(|v| v.is_some_and(risky))
+                    .then(|| a.iter().map(|v| v.map(|v| defused(v, risky))).collect())
+            }
+            DataType::Utf8View => {
+                let a = c.as_string_view();
+                a.iter()
+                    .any(|v| v.is_some_and(risky))
+                    .then(|| a.iter().map(|v| v.map(|v| defused(v, risky))).collect())
+            }
+            _ => None,
+        };
+        if let Some(values) = text {
+            let arr = StringArray::from(values);
+            *c = arrow::compute::cast(&arr, c.data_type())?;
+            debug_assert_eq!(c.len(), batch.num_rows());
+            changed = true;
+        }
+    }
+    if !changed {
+        return Ok(batch.clone());
+    }
+    Ok(RecordBatch::try_new(batch.schema(), columns)?)
+}
+
+fn defused(v: &str, risky: impl Fn(&str) -> bool) -> String {
+    if risky(v) {
+        format!("'{v}")
+    } else {
+        v.to_owned()
     }
 }
 

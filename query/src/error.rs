@@ -29,6 +29,14 @@ pub enum QueryError {
     #[error("parquet: {0}")]
     Parquet(#[from] parquet::errors::ParquetError),
 
+    /// The process is stopping: the query was dropped.
+    #[error("the server is shutting down; try again on another instance or in a moment")]
+    ShuttingDown,
+
+    /// A view's sum does not fit its 64-bit column (implausible events got in).
+    #[error("{0}")]
+    SumOverflow(String),
+
     #[error("{0}")]
     Internal(String),
 }

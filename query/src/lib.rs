@@ -6,8 +6,11 @@
 //! versions it reflects.
 
 pub mod catalog;
+pub mod compute;
 pub mod encode;
 pub mod error;
+pub mod guard;
+pub mod limits;
 pub mod read;
 pub mod sql;
 pub mod views;

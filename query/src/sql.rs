@@ -15,6 +15,7 @@ use tokio::sync::Semaphore;
 
 use crate::catalog::Tables;
 use crate::error::{QueryError, Result};
+use crate::{compute, limits};
 
 /// Limits of one SQL query.
 #[derive(Debug, Clone)]
@@ -26,6 +27,14 @@ pub struct SqlLimits {
     pub max_rows: usize,
     /// Queries running at once; more wait their turn.
     pub concurrency: usize,
+}
+
+impl SqlLimits {
+    /// The most one call of a function that makes values (`repeat`, `lpad`, …) may make
+    /// for one batch: a quarter of the query's memory.
+    pub fn value_bytes(&self) -> usize {
+        (self.memory_bytes / 4).max(1024 * 1024)
+    }
 }
 
 impl Default for SqlLimits {
@@ -63,6 +72,18 @@ impl std::fmt::Debug for SqlEngine {
 
 /// Refuses anything but one query (`SELECT`, `WITH`, `VALUES`, or an `EXPLAIN` of one).
 pub fn check_read_only(sql: &str) -> Result<()> {
+    parse_read_only(sql).map(|_| ())
+}
+
+/// What kind of read-only statement was sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Query,
+    /// `EXPLAIN [ANALYZE]` of a query: its plan is the answer (not limited, not wrapped).
+    Explain,
+}
+
+fn parse_read_only(sql: &str) -> Result<Kind> {
     let statements = DFParser::parse_sql(sql)
         .map_err(|e| QueryError::BadRequest(format!("cannot parse the SQL: {e}")))?;
     if statements.len() != 1 {
@@ -71,7 +92,26 @@ pub fn check_read_only(sql: &str) -> Result<()> {
             statements.len()
         )));
     }
-    check_statement(&statements[0])
+    check_statement(&statements[0])?;
+    if let Some(inner) = inner_statement(&statements[0]) {
+        limits::check_tree(inner, &limits::SQL)?;
+    }
+    Ok(match &statements[0] {
+        DFStatement::Explain(_) => Kind::Explain,
+        DFStatement::Statement(st) if matches!(st.as_ref(), Statement::Explain { .. }) => {
+            Kind::Explain
+        }
+        _ => Kind::Query,
+    })
+}
+
+/// The sqlparser statement inside DataFusion's, through any `EXPLAIN`.
+fn inner_statement(s: &DFStatement) -> Option<&Statement> {
+    match s {
+        DFStatement::Statement(st) => Some(st.as_ref()),
+        DFStatement::Explain(e) => inner_statement(&e.statement),
+        _ => None,
+    }
 }
 
 fn check_statement(s: &DFStatement) -> Result<()> {
@@ -144,7 +184,8 @@ impl SqlEngine {
 
     /// Runs one read-only query within the limits.
     pub async fn run(&self, sql: &str) -> Result<SqlResult> {
-        check_read_only(sql)?;
+        // Size first, on this thread: nothing is parsed yet.
+        limits::check_text(sql, &limits::SQL)?;
         let _slot = self.slots.acquire().await.expect("never closed");
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(self.limits.memory_bytes, 1.0)
@@ -153,35 +194,44 @@ impl SqlEngine {
             )
             .build_arc()?;
         let ctx = self.tables.session(runtime).await?;
-        let options = datafusion::execution::context::SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        let limits = &self.limits;
-        let run = async {
+        crate::guard::install(&ctx, self.limits.value_bytes());
+        let limits = self.limits.clone();
+        let sql = sql.to_owned();
+        // Parsing, planning and execution on the query runtime, under the time limit.
+        let (schema, batches) = compute::run(limits.timeout, "the query", async move {
+            let kind = parse_read_only(&sql)?;
+            let options = datafusion::execution::context::SQLOptions::new()
+                .with_allow_ddl(false)
+                .with_allow_dml(false)
+                .with_allow_statements(false);
             let df = ctx
-                .sql_with_options(sql, options)
+                .sql_with_options(&sql, options)
                 .await
-                .map_err(|e| QueryError::BadRequest(e.to_string()))?;
-            let df = crate::read::plain_strings(df.limit(0, Some(limits.max_rows + 1))?)?;
+                .map_err(|e| classify(e, &limits))?;
+            // An EXPLAIN's plan must stay the root: it is answered as it comes.
+            let df = match kind {
+                Kind::Explain => df,
+                Kind::Query => crate::read::plain_strings(df.limit(0, Some(limits.max_rows + 1))?)?,
+            };
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-            let batches = df.collect().await.map_err(|e| classify(e, limits))?;
-            Ok::<_, QueryError>((schema, batches))
-        };
-        let (schema, batches) =
-            tokio::time::timeout(limits.timeout, run)
-                .await
-                .map_err(|_| {
-                    QueryError::Limit(format!(
-                        "the query ran past its time limit of {} ms and was stopped",
-                        limits.timeout.as_millis()
-                    ))
-                })??;
+            let batches = df.collect().await.map_err(|e| classify(e, &limits))?;
+            Ok((schema, batches))
+        })
+        .await?;
+        let limits = &self.limits;
         let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
         if rows > limits.max_rows {
             return Err(QueryError::Limit(format!(
                 "the result has more than {} rows: narrow the query or add a LIMIT",
                 limits.max_rows
+            )));
+        }
+        let bytes: usize = batches.iter().map(RecordBatch::get_array_memory_size).sum();
+        if bytes > limits.memory_bytes {
+            return Err(QueryError::Limit(format!(
+                "the result holds {} MiB, more than the query's memory limit of {} MiB: select fewer or shorter columns",
+                bytes / (1024 * 1024),
+                limits.memory_bytes / (1024 * 1024)
             )));
         }
         Ok(SqlResult {
@@ -195,6 +245,15 @@ impl SqlEngine {
 /// Memory exhaustion is the query's own limit; anything else is reported as it is.
 fn classify(e: datafusion::error::DataFusionError, limits: &SqlLimits) -> QueryError {
     let text = e.to_string();
+    if let Some(at) = text.find(crate::guard::MARK) {
+        return QueryError::Limit(
+            text[at + crate::guard::MARK.len()..]
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned(),
+        );
+    }
     if text.contains("Resources exhausted") {
         QueryError::Limit(format!(
             "the query needed more than its memory limit of {} MiB and was stopped: {}",

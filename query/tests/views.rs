@@ -24,6 +24,7 @@ async fn append(store: &Store, stream: &str, rows: &[Value]) {
         body.as_bytes(),
         "test:fixture",
         100_000,
+        (i64::MIN, i64::MAX),
     )
     .unwrap_or_else(|e| panic!("{stream}: {e:?}\n{body}"));
     let mut w = StreamWriter::open(store, stream, WriterConfig::default())

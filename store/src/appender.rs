@@ -5,7 +5,7 @@
 use deltalake::DeltaTable;
 use deltalake::DeltaTableError;
 use deltalake::kernel::Action;
-use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
+use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::table::state::DeltaTableState;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
@@ -105,20 +105,15 @@ impl Appender {
     }
 }
 
-/// One append commit of `actions` right after `state`'s version, by put-if-absent of the
-/// next log entry: no automatic retry, so a lost race (`Ok(None)`) goes back to its caller
-/// to be re-planned; no expired-log cleanup, which lists the whole log and runs with
-/// maintenance instead. `kho` is recorded in the commitInfo when given. Returns the new
-/// version and the table state after it.
+/// One append commit of `actions` right after `state`'s version (see
+/// [`crate::commit::commit_next`]); `kho` is recorded in the commitInfo when given.
 pub(crate) async fn commit_append(
     table: &DeltaTable,
     state: &DeltaTableState,
     actions: Vec<Action>,
     kho: Option<serde_json::Value>,
 ) -> std::result::Result<Option<(u64, DeltaTableState)>, DeltaTableError> {
-    let mut props = CommitProperties::default()
-        .with_max_retries(0)
-        .with_cleanup_expired_logs(Some(false));
+    let mut props = CommitProperties::default();
     if let Some(meta) = kho {
         props = props.with_metadata([("kho".to_owned(), meta)]);
     }
@@ -127,17 +122,5 @@ pub(crate) async fn commit_append(
         partition_by: None,
         predicate: None,
     };
-    let res = CommitBuilder::from(props)
-        .with_actions(actions)
-        .build(Some(state), table.log_store(), op)
-        .await;
-    match res {
-        Ok(done) => Ok(Some((done.version(), done.snapshot()))),
-        Err(DeltaTableError::VersionAlreadyExists(_))
-        | Err(DeltaTableError::Transaction {
-            source:
-                TransactionError::MaxCommitAttempts(_) | TransactionError::VersionAlreadyExists(_),
-        }) => Ok(None),
-        Err(e) => Err(e),
-    }
+    crate::commit::commit_next(table, state, actions, op, props).await
 }

@@ -101,4 +101,130 @@ impl Error {
     }
 }
 
+impl Error {
+    /// True when the store itself failed to answer (a connection cut, a timeout, a 5xx from
+    /// S3, a disk error), or writers kept colliding: the request may succeed if retried, and
+    /// nothing it did was acknowledged.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::CommitContention { .. }) || is_storage_fault(self)
+    }
+}
+
+/// True if the error, or any error it was caused by, is the object store or the disk
+/// failing, as opposed to a missing object or a refused write.
+pub fn is_storage_fault(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if let Some(os) = err.downcast_ref::<object_store::Error>() {
+            return !matches!(
+                os,
+                object_store::Error::NotFound { .. }
+                    | object_store::Error::AlreadyExists { .. }
+                    | object_store::Error::Precondition { .. }
+                    | object_store::Error::NotModified { .. }
+                    | object_store::Error::InvalidPath { .. }
+                    | object_store::Error::NotSupported { .. }
+                    | object_store::Error::NotImplemented { .. }
+                    | object_store::Error::UnknownConfigurationKey { .. }
+            );
+        }
+        if err.downcast_ref::<std::io::Error>().is_some() {
+            return true;
+        }
+        if let Some(d) = err.downcast_ref::<deltalake::DeltaTableError>()
+            && let deltalake::DeltaTableError::ObjectStore { source } = d
+        {
+            return is_storage_fault(source);
+        }
+        if let Some(df) = err.downcast_ref::<datafusion::error::DataFusionError>() {
+            match df {
+                datafusion::error::DataFusionError::ObjectStore(os) => {
+                    return is_storage_fault(os.as_ref());
+                }
+                datafusion::error::DataFusionError::External(inner) => {
+                    return is_storage_fault(inner.as_ref());
+                }
+                datafusion::error::DataFusionError::Context(_, inner) => {
+                    return is_storage_fault(inner.as_ref());
+                }
+                _ => {}
+            }
+        }
+        // The Delta kernel keeps an object-store error as its message only (no `source()`):
+        // recognise object_store's own wording of a failed request.
+        if let Some(d) = err.downcast_ref::<deltalake::DeltaTableError>()
+            && failed_request(&d.to_string())
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
+}
+
+/// True for the texts object_store gives a request that failed (not a missing object).
+fn failed_request(text: &str) -> bool {
+    [
+        "Generic S3 error",
+        "Generic LocalFileSystem error",
+        "Generic HTTP error",
+        "error sending request",
+        "operation timed out",
+        "connection reset",
+        "connection closed",
+    ]
+    .iter()
+    .any(|p| text.contains(p))
+}
+
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Kernel(String);
+    impl std::fmt::Display for Kernel {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(&self.0)
+        }
+    }
+    impl std::error::Error for Kernel {}
+
+    fn delta(kernel_text: &str) -> Error {
+        Error::Delta {
+            table: "streams/x".into(),
+            source: deltalake::DeltaTableError::GenericError {
+                source: Box::new(Kernel(kernel_text.into())),
+            },
+        }
+    }
+
+    #[test]
+    fn storage_faults_are_told_from_refusals() {
+        assert!(
+            delta("Error interacting with object store: Generic S3 error: Error performing GET http://x in 1ms - HTTP error: error sending request").is_unavailable()
+        );
+        assert!(!delta("Invalid table version: 7").is_unavailable());
+        // As deltalake passes a kernel error on: its text only.
+        let text = Error::Delta {
+            table: "streams/x".into(),
+            source: deltalake::DeltaTableError::Generic(
+                "Error interacting with object store: Generic S3 error: Error performing list request".into(),
+            ),
+        };
+        assert!(text.is_unavailable());
+        let os = Error::ObjectStore(object_store::Error::Generic {
+            store: "S3",
+            source: Box::new(Kernel("connection reset".into())),
+        });
+        assert!(os.is_unavailable());
+        let missing = Error::ObjectStore(object_store::Error::NotFound {
+            path: "a".into(),
+            source: Box::new(Kernel("gone".into())),
+        });
+        assert!(!missing.is_unavailable());
+        assert!(!Error::UnknownStream("a.b".into()).is_unavailable());
+    }
+}

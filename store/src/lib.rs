@@ -16,6 +16,7 @@
 //! system/audit/                    hash-chained audit of every catalog pull (kho-catalog)
 //! system/keys/pseudonym/<dataset>  per-dataset HMAC key of pseudonyms (a plain object, never in a release)
 //! system/keys/ip-salt              salt of anonymous callers' IP hashes (a plain object)
+//! system/nodes/<node>.json         heartbeat of each serving process (see [`nodes`])
 //! views/<view>/                    materialized views (kho-query)
 //! releases/<dataset>/v<N>/         one immutable table per dataset release (kho-catalog)
 //! ```
@@ -27,10 +28,12 @@
 
 pub mod appender;
 pub mod changes;
+pub mod commit;
 pub mod error;
 pub mod index;
 pub mod location;
 pub mod maintain;
+pub mod nodes;
 pub mod pack;
 pub mod schema;
 pub mod store;
@@ -39,10 +42,12 @@ pub mod writer;
 
 pub use appender::{Appended, Appender};
 pub use changes::{Changes, commit_metadata, latest_version, rows_added};
+pub use commit::{OverwriteMeta, first_gone, overwrite};
 pub use error::{Error, Result, RowError};
 pub use index::Receipt;
 pub use location::Location;
 pub use maintain::{MaintenanceOptions, MaintenanceReport, maintain_table};
+pub use nodes::NodeInfo;
 pub use schema::{ColumnDef, ColumnType, EventTypeDef, Literal, StreamDef};
 pub use store::{AsOf, Registration, Store, TableStats, read_table, stream_key, table_stats};
 pub use syslog::{LogEntry, SystemLog};

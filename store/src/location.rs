@@ -152,6 +152,19 @@ impl Location {
                 {
                     builder = builder.with_endpoint(ep);
                 }
+                let retry = S3Retry::from_env();
+                builder = builder
+                    .with_retry(object_store::RetryConfig {
+                        max_retries: retry.max_retries,
+                        retry_timeout: retry.retry_timeout,
+                        ..Default::default()
+                    })
+                    .with_config(
+                        object_store::aws::AmazonS3ConfigKey::Client(
+                            object_store::ClientConfigKey::Timeout,
+                        ),
+                        format!("{}s", retry.request_timeout.as_secs()),
+                    );
                 let s3 = builder.build()?;
                 let prefix = self.root.path().trim_matches('/').to_owned();
                 Ok(Arc::new(PrefixStore::new(s3, prefix)))
@@ -183,7 +196,46 @@ fn s3_options_from_env() -> HashMap<String, String> {
     if let Some(ep) = out.get("AWS_ENDPOINT").cloned() {
         out.entry("AWS_ENDPOINT_URL".into()).or_insert(ep);
     }
+    let retry = S3Retry::from_env();
+    out.insert("max_retries".into(), retry.max_retries.to_string());
+    out.insert(
+        "retry_timeout".into(),
+        format!("{}s", retry.retry_timeout.as_secs()),
+    );
+    out.insert(
+        "timeout".into(),
+        format!("{}s", retry.request_timeout.as_secs()),
+    );
     out
+}
+
+/// How long an S3 request is retried before kho gives up on it (and the HTTP request that
+/// needed it gets 503 with Retry-After): object_store's own defaults (10 retries over up to
+/// 3 minutes) would hold a client that long during an outage.
+struct S3Retry {
+    max_retries: usize,
+    retry_timeout: std::time::Duration,
+    request_timeout: std::time::Duration,
+}
+
+impl S3Retry {
+    /// `KHO_S3_MAX_RETRIES` (default 5), `KHO_S3_RETRY_TIMEOUT_SECS` (20) and
+    /// `KHO_S3_REQUEST_TIMEOUT_SECS` (30).
+    fn from_env() -> Self {
+        let var = |k: &str, default: u64| {
+            std::env::var(k)
+                .ok()
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(default)
+        };
+        Self {
+            max_retries: usize::try_from(var("KHO_S3_MAX_RETRIES", 5)).unwrap_or(5),
+            retry_timeout: std::time::Duration::from_secs(var("KHO_S3_RETRY_TIMEOUT_SECS", 20)),
+            request_timeout: std::time::Duration::from_secs(
+                var("KHO_S3_REQUEST_TIMEOUT_SECS", 30).max(1),
+            ),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,20 +1,37 @@
 //! Table maintenance: compaction of small files, checkpoints, vacuum.
 //!
-//! Every commit of a busy stream adds one small Parquet file. Compaction (Delta's
-//! `optimize`) rewrites them into large files in a commit whose adds carry
-//! `dataChange = false`, so readers and writers see the same rows. Checkpoints are written
+//! Every commit of a busy stream adds one small Parquet file. Compaction rewrites them into
+//! large files in a commit whose removes and adds carry `dataChange = false`, so readers
+//! and writers see the same rows. Any number of processes may compact one table at once:
+//! a compaction commits only if every file it removes is still live in the version it
+//! lands on ([`crate::commit::first_gone`]), otherwise its output is deleted and nothing is
+//! committed, so no row is ever in two live files. (deltalake's `optimize` is not used: its
+//! conflict checker lets two such compactions both land.) Checkpoints are written
 //! every 100 commits by the commit itself and on demand here. Vacuum deletes only files
 //! that no version within the retention period needs: time travel to any version committed
 //! within the retention keeps working.
 
-use std::num::NonZeroU64;
 use std::time::Duration;
 
+use std::sync::Arc;
+
+use arrow::array::RecordBatch;
+use arrow::datatypes::SchemaRef;
+use deltalake::DeltaTable;
 use deltalake::checkpoints::{cleanup_metadata, create_checkpoint};
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::kernel::{Action, LogicalFileView};
 use deltalake::operations::vacuum::VacuumMode;
+use deltalake::protocol::DeltaOperation;
+use deltalake::table::state::DeltaTableState;
+use deltalake::writer::{DeltaWriter, RecordBatchWriter};
+use object_store::path::Path;
+use object_store::{ObjectStore, ObjectStoreExt};
 use serde::Serialize;
 
+use crate::commit::{commit_next, first_gone};
 use crate::error::{Error, Result};
+use crate::index::read_columns;
 use crate::store::{AsOf, Store};
 
 /// What to do and how.
@@ -50,6 +67,11 @@ pub struct MaintenanceReport {
     pub files_before: usize,
     pub files_after: usize,
     pub files_compacted: u64,
+    /// The version the compaction landed as, if it did.
+    pub compaction_version: Option<u64>,
+    /// The compaction was planned, but another rewrite removed one of its files first:
+    /// its output was deleted and nothing was committed.
+    pub compaction_dropped: bool,
     pub checkpoint_version: Option<u64>,
     /// Commit files older than the log retention removed after the checkpoint.
     pub logs_cleaned: usize,
@@ -74,14 +96,14 @@ pub async fn maintain_table(
         ..Default::default()
     };
     if opts.compact && before.file_count > 1 {
-        let target = NonZeroU64::new(opts.target_file_size).unwrap_or(NonZeroU64::MIN);
-        let (t, metrics) = table
-            .optimize()
-            .with_target_size(target)
+        let compaction = compact(&table, key, opts.target_file_size).await?;
+        report.files_compacted = compaction.files_removed;
+        report.compaction_dropped = compaction.dropped;
+        report.compaction_version = compaction.version;
+        table
+            .update_incremental(None)
             .await
             .map_err(Error::delta(key))?;
-        table = t;
-        report.files_compacted = metrics.num_files_removed;
     }
     if opts.checkpoint {
         table
@@ -129,4 +151,165 @@ pub async fn maintain_table(
     report.version_after = after.version;
     report.files_after = after.file_count;
     Ok(report)
+}
+
+/// What one compaction came to.
+struct Compaction {
+    files_removed: u64,
+    version: Option<u64>,
+    dropped: bool,
+}
+
+/// Rewrites the table's files smaller than `target` into files of about `target` bytes.
+async fn compact(table: &DeltaTable, key: &str, target: u64) -> Result<Compaction> {
+    let mut state = table.snapshot().map_err(Error::delta(key))?.clone();
+    let bins = plan_bins(&state, target);
+    if bins.is_empty() {
+        return Ok(Compaction {
+            files_removed: 0,
+            version: None,
+            dropped: false,
+        });
+    }
+    let store = table.object_store();
+    let mut writer = RecordBatchWriter::for_table(table)
+        .map_err(Error::delta(key))?
+        .with_target_file_size(target);
+    let schema = writer.arrow_schema();
+    let mut removes = Vec::new();
+    let mut removed_paths = Vec::new();
+    let mut adds = Vec::new();
+    for bin in &bins {
+        for file in bin {
+            for batch in read_columns(store.clone(), file.object_store_path(), None).await? {
+                writer
+                    .write(conform(&batch, &schema)?)
+                    .await
+                    .map_err(Error::delta(key))?;
+            }
+            removes.push(Action::Remove(file.remove_action(false)));
+            removed_paths.push(file.path().into_owned());
+        }
+        // One bin, one set of output files.
+        adds.extend(writer.flush().await.map_err(Error::delta(key))?);
+    }
+    let written: Vec<Path> = adds.iter().map(|a| Path::from(a.path.as_str())).collect();
+    let mut actions = removes;
+    actions.extend(adds.into_iter().map(|mut a| {
+        a.data_change = false;
+        Action::Add(a)
+    }));
+    let op = DeltaOperation::Optimize {
+        predicate: None,
+        target_size: i64::try_from(target).unwrap_or(i64::MAX),
+    };
+    let files_removed = removed_paths.len() as u64;
+    // A compaction competes with appenders, which commit every few milliseconds on a busy
+    // stream: it tries again at once after catching up (a pause would only let more commits
+    // land), and gives up quietly — nothing committed, its output deleted — when it keeps
+    // losing; the next compaction takes the files then.
+    for _attempt in 0..COMPACTION_ATTEMPTS {
+        let props = CommitProperties::default().with_metadata([(
+            "kho".to_owned(),
+            serde_json::json!({ "compacted_files": files_removed }),
+        )]);
+        match commit_next(table, &state, actions.clone(), op.clone(), props).await {
+            Ok(Some((version, _))) => {
+                return Ok(Compaction {
+                    files_removed,
+                    version: Some(version),
+                    dropped: false,
+                });
+            }
+            Ok(None) => {
+                state
+                    .update(table.log_store().as_ref(), None)
+                    .await
+                    .map_err(Error::delta(key))?;
+                if let Some(gone) = first_gone(&state, &removed_paths) {
+                    tracing::info!(
+                        table = key,
+                        version = state.version(),
+                        file = gone,
+                        "another rewrite replaced a file of this compaction first: dropping it"
+                    );
+                    delete_files(&store, key, &written).await;
+                    return Ok(Compaction {
+                        files_removed: 0,
+                        version: None,
+                        dropped: true,
+                    });
+                }
+                tokio::task::yield_now().await;
+            }
+            Err(e) => {
+                // The outcome is unknown (the log entry may have landed): leave the files;
+                // vacuum removes them if the commit did not happen.
+                return Err(Error::delta(key)(e));
+            }
+        }
+    }
+    tracing::warn!(
+        table = key,
+        attempts = COMPACTION_ATTEMPTS,
+        "the compaction kept losing the next version to other writers: dropped, nothing committed"
+    );
+    delete_files(&store, key, &written).await;
+    Ok(Compaction {
+        files_removed: 0,
+        version: None,
+        dropped: true,
+    })
+}
+
+/// How often a compaction tries to land before it gives up for this time.
+const COMPACTION_ATTEMPTS: u32 = 256;
+
+/// Groups the live files smaller than `target`, in log order, into bins of at most about
+/// `target` bytes; a bin of one file is left alone.
+fn plan_bins(state: &DeltaTableState, target: u64) -> Vec<Vec<LogicalFileView>> {
+    let mut bins = Vec::new();
+    let mut bin = Vec::new();
+    let mut size = 0u64;
+    for file in state.log_data().iter() {
+        let s = u64::try_from(file.size()).unwrap_or(0);
+        if s >= target {
+            continue;
+        }
+        if size + s > target && !bin.is_empty() {
+            bins.push(std::mem::take(&mut bin));
+            size = 0;
+        }
+        size += s;
+        bin.push(file);
+    }
+    bins.push(bin);
+    bins.retain(|b| b.len() > 1);
+    bins
+}
+
+/// A batch read from a data file, in the table's current schema: columns added since the
+/// file was written are null, strings are plain.
+fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let columns = schema
+        .fields()
+        .iter()
+        .map(|f| match batch.column_by_name(f.name()) {
+            Some(c) if c.data_type() == f.data_type() => Ok(c.clone()),
+            Some(c) => Ok(arrow::compute::cast(c, f.data_type())?),
+            None => Ok(arrow::array::new_null_array(
+                f.data_type(),
+                batch.num_rows(),
+            )),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+}
+
+async fn delete_files(store: &Arc<dyn ObjectStore>, key: &str, paths: &[Path]) {
+    for p in paths {
+        if let Err(e) = store.delete(p).await {
+            tracing::warn!(table = key, path = %p, error = %e, "could not delete an uncommitted file; vacuum will");
+        }
+    }
 }

@@ -42,7 +42,7 @@ fn finance_budget() -> StreamDef {
             ColumnDef::new("agency_code", T::String),
             ColumnDef::new("flow", T::String).one_of_str(&["revenue", "expenditure"]),
             ColumnDef::new("category_code", T::String),
-            ColumnDef::new("amount_vnd", T::Long).positive(),
+            ColumnDef::new("amount_vnd", T::Long).money(),
             ColumnDef::new("reverses_event_id", T::String),
         ],
         event_types: vec![
@@ -71,9 +71,9 @@ fn investment_projects() -> StreamDef {
             ColumnDef::new("investor_code", T::String),
             ColumnDef::new("district_code", T::String),
             ColumnDef::new("group", T::String).one_of_str(&["A", "B", "C"]),
-            ColumnDef::new("total_investment_vnd", T::Long).positive(),
+            ColumnDef::new("total_investment_vnd", T::Long).money(),
             ColumnDef::new("year", T::Integer),
-            ColumnDef::new("amount_vnd", T::Long).positive(),
+            ColumnDef::new("amount_vnd", T::Long).money(),
             ColumnDef::new("capital_source", T::String).one_of_str(&["central", "local"]),
             ColumnDef::new("status", T::String).one_of_str(&[
                 "preparing",

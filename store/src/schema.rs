@@ -116,6 +116,10 @@ impl std::fmt::Display for Literal {
     }
 }
 
+/// The largest amount one event may carry: 10^15 VND (a million billion dong, several times
+/// a province's yearly budget), so that no sum over a stream can come near `i64::MAX`.
+pub const MAX_VND: i64 = 1_000_000_000_000_000;
+
 /// A payload column. Payload columns are always nullable: events are sparse.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ColumnDef {
@@ -128,6 +132,9 @@ pub struct ColumnDef {
     /// Numeric values must be greater than zero.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub positive: bool,
+    /// The largest value accepted (the largest plausible amount, for money).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<i64>,
     /// The schema version that introduced this column (1 for the original columns).
     pub since_version: u32,
 }
@@ -139,6 +146,7 @@ impl ColumnDef {
             ty,
             allowed: None,
             positive: false,
+            max: None,
             since_version: 1,
         }
     }
@@ -155,6 +163,13 @@ impl ColumnDef {
 
     pub fn one_of_int(mut self, values: &[i64]) -> Self {
         self.allowed = Some(values.iter().map(|v| Literal::Int(*v)).collect());
+        self
+    }
+
+    /// An amount of money in VND: greater than zero and at most [`MAX_VND`].
+    pub fn money(mut self) -> Self {
+        self.positive = true;
+        self.max = Some(MAX_VND);
         self
     }
 

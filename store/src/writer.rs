@@ -23,6 +23,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 use object_store::path::Path;
 
+use crate::commit::MAX_ATTEMPTS;
 use crate::error::{Error, Result, RowError};
 use crate::index::{
     BatchRecord, CommitMeta, IdMap, IdSet, KeyEntry, Receipt, StreamIndex, parse_commit, parse_id,
@@ -30,9 +31,6 @@ use crate::index::{
 };
 use crate::schema::{EVENT_ID, EVENT_TYPE, RECORDED_AT, StreamDef, UTC};
 use crate::store::{Store, stream_key};
-
-/// How many times a group is re-planned after losing a race for the next log version.
-const MAX_ATTEMPTS: u32 = 64;
 
 /// An idempotency key, already scoped to its principal and hashed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -325,8 +323,7 @@ impl StreamWriter {
                 Err(CommitError::Lost) => {
                     tracing::debug!(stream = %self.def.name, attempt, "lost the race for the next version, retrying");
                     written = Some(files);
-                    let jitter = u64::from(attempt.min(10)) * 5 + (rand_u64() % 10);
-                    tokio::time::sleep(Duration::from_millis(jitter)).await;
+                    crate::commit::backoff(attempt).await;
                 }
                 // The outcome is unknown (the log write may have landed): keep the files,
                 // a later catch-up sees the commit if it happened; vacuum removes them if not.
@@ -636,8 +633,4 @@ fn finish(decisions: Vec<Decision>, version: u64) -> Vec<Outcome> {
         out.push(o);
     }
     out
-}
-
-fn rand_u64() -> u64 {
-    u64::from(uuid::Uuid::new_v4().as_u128() as u32)
 }

@@ -572,7 +572,7 @@ async fn the_workflow_refuses_what_it_must_and_revocation_is_immediate() {
     assert_eq!(st, 403, "{body}");
     assert_eq!(
         body["error"]["message"],
-        "nobody approves their own proposal"
+        "four eyes: nobody approves their own proposal; another steward must approve"
     );
 
     // Published, pulled, revoked: the next pull is refused at once.

@@ -48,17 +48,30 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         (1..=50).contains(&args.scale),
         "--scale takes 1 to 50 (years of data)"
     );
-    prepare_store(&args.store)?;
     kho_store::deltalake::aws::register_handlers(None);
+    refuse_live_store(&args.store).await?;
+    prepare_store(&args.store)?;
     let store = kho_store::Store::open_with_pack(&args.store).await?;
     let admin_token = args
         .admin_token
         .clone()
         .unwrap_or_else(crate::cli::random_token);
+    // `--scale` years past this one are synthetic futures: let the demo's own server take them.
+    let mut ingest = args.ingest.clone();
+    let last_year = FIRST_YEAR + args.scale as i32 - 1;
+    if let Some(end) = chrono::NaiveDate::from_ymd_opt(last_year + 1, 1, 1)
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|d| d.and_utc())
+    {
+        let hours = (end - chrono::Utc::now()).num_hours() + 24;
+        ingest.occurred_ahead_hours = ingest
+            .occurred_ahead_hours
+            .max(u64::try_from(hours).unwrap_or(0));
+    }
     let state = crate::cli::open_state(
         store,
         &admin_token,
-        &args.ingest,
+        &ingest,
         &args.views,
         &args.sql,
         &args.catalog,
@@ -167,6 +180,34 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     println!("serving until Ctrl-C");
     server.await??;
     drop(stop_tx);
+    Ok(())
+}
+
+/// The demo starts a store over: never one another process is serving.
+async fn refuse_live_store(spec: &str) -> anyhow::Result<()> {
+    let local = !spec.contains("://") || spec.starts_with("file://");
+    if local && !Path::new(spec.strip_prefix("file://").unwrap_or(spec)).exists() {
+        return Ok(());
+    }
+    let store = kho_store::Store::open(spec)?;
+    let nodes = store
+        .live_nodes()
+        .await
+        .with_context(|| format!("checking whether {spec} is in use"))?;
+    if let Some(n) = nodes.first() {
+        let age = (chrono::Utc::now() - n.heartbeat_at).num_seconds().max(0);
+        anyhow::bail!(
+            "{spec} is in use: a kho process (pid {} on {}, serving {}) wrote its heartbeat {age} s ago; \
+             stop it first, or give --store another directory",
+            n.pid,
+            if n.host.is_empty() {
+                "this machine"
+            } else {
+                &n.host
+            },
+            n.listen,
+        );
+    }
     Ok(())
 }
 

@@ -10,7 +10,9 @@ use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use kho_catalog::dataset::SourceKind;
-use kho_catalog::{Dataset, DatasetSpec, NewGrant, Principal, Pull, Role, Viewer, release};
+use kho_catalog::{
+    Dataset, DatasetSpec, Governance, NewGrant, Principal, Pull, Role, Viewer, release,
+};
 use kho_query::{Format, encode};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -33,8 +35,34 @@ pub(crate) fn base_url(state: &AppState, headers: &HeaderMap) -> String {
 }
 
 /// A dataset as a caller sees it: grants only for stewards and the owner.
-pub(crate) fn dataset_json(d: &Dataset, viewer: Viewer<'_>, base: &str) -> Value {
+pub(crate) fn dataset_json(gov: &Governance, d: &Dataset, viewer: Viewer<'_>, base: &str) -> Value {
     let mut v = serde_json::to_value(d).expect("plain data");
+    // Who did what is told by token id and name only to stewards and the admin; anyone
+    // else sees the role and the organisation.
+    let sees_ids =
+        matches!(viewer, Viewer::Principal(p) if matches!(p.role, Role::Steward | Role::Admin));
+    if !sees_ids {
+        let actor = |id: &str| match gov.token(id) {
+            Some(t) => public_actor(t.role, t.sector.as_deref()),
+            None if id == "admin" => public_actor(Role::Admin, None),
+            None => json!({"role": "unknown"}),
+        };
+        if let Some(steps) = v["history"].as_array_mut() {
+            for (step, s) in steps.iter_mut().zip(&d.history) {
+                let o = step.as_object_mut().expect("an object");
+                o.remove("by");
+                o.remove("by_name");
+                o.insert("actor".into(), actor(&s.by));
+            }
+        }
+        if let Some(releases) = v["releases"].as_array_mut() {
+            for (rel, r) in releases.iter_mut().zip(&d.releases) {
+                let o = rel.as_object_mut().expect("an object");
+                o.remove("by");
+                o.insert("actor".into(), actor(&r.by));
+            }
+        }
+    }
     let privileged = match viewer {
         Viewer::Principal(p) => {
             p.role == Role::Steward
@@ -55,6 +83,18 @@ pub(crate) fn dataset_json(d: &Dataset, viewer: Viewer<'_>, base: &str) -> Value
     v
 }
 
+/// A role and its organisation, for the public record of a dataset's history.
+fn public_actor(role: Role, sector: Option<&str>) -> Value {
+    let organisation = match (role, sector) {
+        (Role::Sector, Some(s)) => Some(kho_catalog::dataset::organization(s).1),
+        (Role::Center | Role::Steward | Role::Admin, _) => {
+            Some(kho_catalog::dataset::organization("center").1)
+        }
+        _ => None,
+    };
+    json!({"role": role.as_str(), "organisation": organisation})
+}
+
 /// `GET /v1/catalog/datasets`: what the caller may see.
 pub async fn list(
     State(state): State<AppState>,
@@ -68,7 +108,7 @@ pub async fn list(
             .governance
             .datasets_for(viewer)
             .iter()
-            .map(|d| dataset_json(d, viewer, &base))
+            .map(|d| dataset_json(&state.governance, d, viewer, &base))
             .collect(),
     )
 }
@@ -82,7 +122,12 @@ pub async fn get(
 ) -> ApiResult<Json<Value>> {
     let viewer = caller.viewer();
     let d = state.governance.dataset_for(viewer, &id)?;
-    Ok(Json(dataset_json(&d, viewer, &base_url(&state, &headers))))
+    Ok(Json(dataset_json(
+        &state.governance,
+        &d,
+        viewer,
+        &base_url(&state, &headers),
+    )))
 }
 
 /// `POST /v1/catalog/datasets`: a draft (or a new version of one's own draft).
@@ -97,6 +142,7 @@ pub async fn create(
     Ok((
         StatusCode::CREATED,
         Json(dataset_json(
+            &state.governance,
             &d,
             Viewer::Principal(&by),
             &base_url(&state, &headers),
@@ -148,6 +194,7 @@ pub async fn step(
     };
     tracing::info!(dataset = %id, step, by = %by.name, state = d.state.as_str(), "dataset workflow");
     Ok(Json(dataset_json(
+        &state.governance,
         &d,
         Viewer::Principal(&by),
         &base_url(&state, &headers),
@@ -167,6 +214,7 @@ pub async fn grant(
     Ok((
         StatusCode::CREATED,
         Json(dataset_json(
+            &state.governance,
             &d,
             Viewer::Principal(&by),
             &base_url(&state, &headers),
@@ -183,6 +231,7 @@ pub async fn ungrant(
 ) -> ApiResult<Json<Value>> {
     let d = state.governance.revoke_grant(&by, &id, &principal).await?;
     Ok(Json(dataset_json(
+        &state.governance,
         &d,
         Viewer::Principal(&by),
         &base_url(&state, &headers),

@@ -58,21 +58,57 @@ impl Ckan {
     fn invalid(&self, message: &str) -> Response {
         self.err(StatusCode::CONFLICT, "Validation Error", message)
     }
+
+    /// Any of the API's own errors (a bad token, a rate limit, a store fault), told in
+    /// CKAN's envelope with the same status and headers.
+    fn api_error(&self, e: ApiError) -> Response {
+        let status = e.status();
+        let kind = match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => "Authorization Error",
+            StatusCode::NOT_FOUND => "Not Found Error",
+            s if s.is_client_error() => "Validation Error",
+            _ => "Internal Error",
+        };
+        let message = match &e {
+            ApiError::Internal(_) => "internal error; the cause is in the server log".to_owned(),
+            other => other.to_string(),
+        };
+        // The native response logs the cause and carries the headers (Retry-After, …).
+        let native = e.into_response();
+        let mut resp = self.err(status, kind, &message);
+        for h in [
+            axum::http::header::RETRY_AFTER,
+            axum::http::header::WWW_AUTHENTICATE,
+        ] {
+            if let Some(v) = native.headers().get(&h) {
+                resp.headers_mut().insert(h, v.clone());
+            }
+        }
+        resp
+    }
 }
 
 /// `GET|POST /api/3/action/{action}`.
 pub async fn action(
     State(state): State<AppState>,
-    caller: MaybeCaller,
+    caller: Result<MaybeCaller, ApiError>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Path(action): Path<String>,
     RawQuery(query): RawQuery,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
     let base = base_url(&state, &headers);
     let ckan = Ckan {
         help: format!("{base}/api/3/action/help_show?name={action}"),
+    };
+    let caller = match caller {
+        Ok(c) => c,
+        Err(e) => return ckan.api_error(e),
+    };
+    let body = match body {
+        Ok(b) => b,
+        Err(r) => return ckan.err(r.status(), "Validation Error", &r.body_text()),
     };
     // Parameters: the query string, then a JSON object body.
     let mut params: Map<String, Value> =
@@ -160,7 +196,7 @@ pub async fn action(
             Ok(v) => ckan.ok(v),
             Err(DsError::NotFound) => ckan.not_found("Resource"),
             Err(DsError::Invalid(m)) => ckan.invalid(&m),
-            Err(DsError::Api(e)) => e.into_response(),
+            Err(DsError::Api(e)) => ckan.api_error(e),
         },
         other => ckan.err(StatusCode::BAD_REQUEST, "Bad request", &format!("Action name not known: {other}")),
     }

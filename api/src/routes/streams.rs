@@ -103,7 +103,13 @@ pub async fn append(
     match append_inner(&state, &caller, &stream, &headers, body).await {
         Ok(resp) => resp,
         Err(e) => {
-            state.metrics.rejected(&stream, e.code());
+            // Only a registered stream's name becomes a label: the URL is the caller's.
+            let label = if state.store.stream(&stream).is_ok() {
+                stream.as_str()
+            } else {
+                crate::metrics::OTHER
+            };
+            state.metrics.rejected(label, e.code());
             e.into_response()
         }
     }

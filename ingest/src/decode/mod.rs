@@ -65,13 +65,14 @@ pub fn decode(
     body: &[u8],
     source: &str,
     max_events: usize,
+    occurred_window: (i64, i64),
 ) -> Result<RecordBatch, Rejection> {
     // Size the columns once: a newline per event (NDJSON, CSV), or a guess for arrays.
     let expected = match format {
         Format::Ndjson | Format::Csv => memchr::memchr_iter(b'\n', body).count() + 1,
         Format::JsonArray => body.len() / 200 + 1,
     };
-    let mut builder = row::BatchBuilder::new(def, max_events, expected);
+    let mut builder = row::BatchBuilder::new(def, max_events, expected, occurred_window);
     match format {
         Format::Ndjson => json::decode_ndjson(&mut builder, body),
         Format::JsonArray => json::decode_array(&mut builder, body),

@@ -216,11 +216,18 @@ pub(crate) struct BatchBuilder<'d> {
     ids: HashMap<u128, usize, foldhash::fast::RandomState>,
     max_rows: usize,
     too_many: bool,
+    /// `occurred_at` must fall within `[earliest, latest)` (µs since the epoch, UTC).
+    occurred_window: (i64, i64),
 }
 
 impl<'d> BatchBuilder<'d> {
     /// A builder for up to `max_rows` rows, sized for about `expected_rows`.
-    pub(crate) fn new(def: &'d StreamDef, max_rows: usize, expected_rows: usize) -> Self {
+    pub(crate) fn new(
+        def: &'d StreamDef,
+        max_rows: usize,
+        expected_rows: usize,
+        occurred_window: (i64, i64),
+    ) -> Self {
         let usage = def
             .event_types
             .iter()
@@ -280,6 +287,7 @@ impl<'d> BatchBuilder<'d> {
             ids: HashMap::default(),
             max_rows,
             too_many: false,
+            occurred_window,
         }
     }
 
@@ -425,6 +433,25 @@ impl<'d> BatchBuilder<'d> {
         {
             self.error(row, Some(ENTITY_ID), "must not be empty");
         }
+        if let Some(Val::Ts(t)) = &vals[3] {
+            let (earliest, latest) = self.occurred_window;
+            if *t < earliest || *t >= latest {
+                let show = |us: i64| {
+                    chrono::DateTime::from_timestamp_micros(us)
+                        .map_or_else(|| us.to_string(), |d| d.to_rfc3339())
+                };
+                self.error(
+                    row,
+                    Some(OCCURRED_AT),
+                    format!(
+                        "{} is outside the plausible window {} to {}: an event cannot have happened then",
+                        show(*t),
+                        show(earliest),
+                        show(latest)
+                    ),
+                );
+            }
+        }
     }
 
     fn check_event_type(&mut self, row: usize, vals: &[Option<Val<'_>>]) {
@@ -495,6 +522,16 @@ impl<'d> BatchBuilder<'d> {
                             );
                             continue;
                         }
+                    }
+                    if let (Some(max), Val::Int(i)) = (col.max, v)
+                        && *i > max
+                    {
+                        self.error(
+                            row,
+                            Some(&col.name),
+                            format!("{i} is above the largest plausible value, {max}"),
+                        );
+                        continue;
                     }
                     if let Use::Fixed(fixed) = usage
                         && !v.matches(fixed)
@@ -643,13 +680,24 @@ fn convert<'a>(raw: Raw<'a>, ty: ColumnType) -> Result<Val<'a>, String> {
 
 /// Parses an RFC 3339 timestamp that carries an offset, to UTC microseconds.
 fn parse_timestamp(s: &str) -> Result<Val<'static>, String> {
-    chrono::DateTime::parse_from_rfc3339(s.trim())
-        .map(|t| Val::Ts(t.timestamp_micros()))
-        .map_err(|_| {
-            format!(
-                "{s:?} is not an RFC 3339 timestamp with an offset, like 2021-03-01T08:00:00+07:00"
-            )
-        })
+    use chrono::{Datelike, Timelike};
+    let t = chrono::DateTime::parse_from_rfc3339(s.trim()).map_err(|_| {
+        format!("{s:?} is not an RFC 3339 timestamp with an offset, like 2021-03-01T08:00:00+07:00")
+    })?;
+    // chrono takes second 60 as a leap second; kho's tables (and UTC as stored) have none.
+    if t.nanosecond() >= 1_000_000_000 {
+        return Err(format!(
+            "{s:?} names a leap second (:60): send the next second, :00, instead"
+        ));
+    }
+    let utc = t.to_utc();
+    if !(1..=9999).contains(&utc.year()) {
+        return Err(format!(
+            "{s:?} is in year {} in UTC, outside 0001 to 9999",
+            utc.year()
+        ));
+    }
+    Ok(Val::Ts(utc.timestamp_micros()))
 }
 
 #[cfg(test)]

@@ -5,6 +5,9 @@ use proptest::prelude::*;
 
 use super::{Format, Rejection, decode};
 
+/// No plausibility window: what these tests check is the decoding.
+const ANY_TIME: (i64, i64) = (i64::MIN, i64::MAX);
+
 fn stream(name: &str) -> StreamDef {
     pack::province_pack()
         .into_iter()
@@ -13,12 +16,19 @@ fn stream(name: &str) -> StreamDef {
 }
 
 fn ok(name: &str, format: Format, body: &str) -> RecordBatch {
-    decode(&stream(name), format, body.as_bytes(), "finance:test", 1000)
-        .unwrap_or_else(|r| panic!("{r:?}"))
+    decode(
+        &stream(name),
+        format,
+        body.as_bytes(),
+        "finance:test",
+        1000,
+        ANY_TIME,
+    )
+    .unwrap_or_else(|r| panic!("{r:?}"))
 }
 
 fn errors(name: &str, format: Format, body: &str) -> Vec<RowError> {
-    match decode(&stream(name), format, body.as_bytes(), "t", 1000) {
+    match decode(&stream(name), format, body.as_bytes(), "t", 1000, ANY_TIME) {
         Err(Rejection::Invalid { errors, .. }) => errors,
         other => panic!("expected a rejection, got {other:?}"),
     }
@@ -305,7 +315,14 @@ fn dossier_rules() {
 #[test]
 fn batch_level_limits() {
     assert_eq!(
-        decode(&stream("finance.budget"), Format::Ndjson, b"\n\n", "t", 10),
+        decode(
+            &stream("finance.budget"),
+            Format::Ndjson,
+            b"\n\n",
+            "t",
+            10,
+            ANY_TIME
+        ),
         Err(Rejection::Empty)
     );
     let body = format!("{REV}\n{REV}\n{REV}\n");
@@ -315,7 +332,8 @@ fn batch_level_limits() {
             Format::Ndjson,
             body.as_bytes(),
             "t",
-            2
+            2,
+            ANY_TIME
         ),
         Err(Rejection::TooManyEvents { max: 2 })
     );
@@ -340,6 +358,7 @@ fn batch_level_limits() {
         body.as_bytes(),
         "t",
         1000,
+        ANY_TIME,
     ) {
         Err(Rejection::Invalid { errors, total }) => {
             assert_eq!((errors.len(), total), (100, 150));
@@ -420,7 +439,7 @@ fn ev() -> impl Strategy<Value = Ev> {
         "[A-Z][A-Z0-9_-]{0,8}",
         // Vietnamese letters, spaces, quotes and commas: what CSV must quote.
         "[a-zA-Z0-9 ,\"ăâđêôơưạảấầẩẫậ]{1,12}",
-        1i64..i64::MAX,
+        1i64..=kho_store::schema::MAX_VND,
         0i64..4_102_444_800_000_000,
         any::<bool>(),
     )
@@ -517,4 +536,63 @@ proptest! {
             prop_assert_eq!(cats.value(i), e.category.as_str());
         }
     }
+}
+
+#[test]
+fn implausible_times_and_amounts_are_field_errors() {
+    let window = (
+        chrono::DateTime::parse_from_rfc3339("1975-01-01T00:00:00Z")
+            .unwrap()
+            .timestamp_micros(),
+        chrono::DateTime::parse_from_rfc3339("2030-01-01T00:00:00Z")
+            .unwrap()
+            .timestamp_micros(),
+    );
+    let with = |from: &str, to: &str| REV.replace(from, to);
+    let check = |body: &str| match decode(
+        &stream("finance.budget"),
+        Format::Ndjson,
+        body.as_bytes(),
+        "t",
+        10,
+        window,
+    ) {
+        Err(Rejection::Invalid { errors, .. }) => errors,
+        other => panic!("{other:?}"),
+    };
+    for when in [
+        "2201-01-01T00:00:00Z",
+        "1900-06-01T00:00:00+07:00",
+        "2030-01-01T00:00:00Z",
+    ] {
+        let e = check(&with("2021-03-01T08:00:00+07:00", when));
+        assert_eq!(e[0].field.as_deref(), Some("occurred_at"), "{when}: {e:?}");
+        assert!(e[0].message.contains("plausible window"), "{e:?}");
+    }
+    let e = check(&with(
+        "2021-03-01T08:00:00+07:00",
+        "9999-12-31T23:59:59-23:59",
+    ));
+    assert!(e[0].message.contains("year 10000"), "{e:?}");
+    let e = check(&with("2021-03-01T08:00:00+07:00", "2021-06-30T23:59:60Z"));
+    assert!(e[0].message.contains("leap second"), "{e:?}");
+    let e = check(&with(
+        "\"amount_vnd\":1500000",
+        "\"amount_vnd\":9223372036854775807",
+    ));
+    assert_eq!(e[0].field.as_deref(), Some("amount_vnd"));
+    assert!(e[0].message.contains("largest plausible"), "{e:?}");
+    // The edge: exactly the largest amount is fine.
+    let ok = with("\"amount_vnd\":1500000", "\"amount_vnd\":1000000000000000");
+    assert!(
+        decode(
+            &stream("finance.budget"),
+            Format::Ndjson,
+            ok.as_bytes(),
+            "t",
+            10,
+            window
+        )
+        .is_ok()
+    );
 }

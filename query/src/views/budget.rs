@@ -11,7 +11,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use super::Fold;
 use super::rows::{MonthIndex, Rows, local_month, month_label, opt_i32, opt_i64, opt_str, ratio};
 use super::targets::{self, Targets};
-use crate::error::Result;
+use crate::error::{QueryError, Result};
 
 pub(crate) const STREAM: &str = "finance.budget";
 
@@ -43,9 +43,10 @@ pub(crate) struct Budget {
     entries: HashMap<u128, Entry>,
     /// Reversals whose entry has not been seen (kept until it is).
     orphans: HashMap<u128, ()>,
-    estimate: Vec<i64>,
+    /// Sums are i128: no number of events can wrap them; the output checks they fit.
+    estimate: Vec<i128>,
     /// line -> month -> actual
-    actual: Vec<BTreeMap<MonthIndex, i64>>,
+    actual: Vec<BTreeMap<MonthIndex, i128>>,
     /// line -> months with any entry
     months: Vec<BTreeSet<MonthIndex>>,
     targets: Targets,
@@ -81,10 +82,11 @@ impl Budget {
     }
 
     /// Counts an entry or takes it back (`sign` = 1 or -1).
-    fn count(&mut self, e: &Entry, sign: i64) {
+    fn count(&mut self, e: &Entry, sign: i128) {
+        let v = sign * i128::from(e.amount);
         match e.kind {
-            Kind::Estimate => self.estimate[e.line] += sign * e.amount,
-            Kind::Actual => *self.actual[e.line].entry(e.month).or_default() += sign * e.amount,
+            Kind::Estimate => self.estimate[e.line] += v,
+            Kind::Actual => *self.actual[e.line].entry(e.month).or_default() += v,
         }
     }
 
@@ -174,12 +176,22 @@ impl Fold for Budget {
         order.sort_by(|a, b| self.lines[*a].cmp(&self.lines[*b]));
         // Rows sorted by fiscal year, month, agency, flow, category.
         let mut out: Vec<OutRow> = Vec::new();
+        let mut estimate = Vec::with_capacity(self.lines.len());
+        for line in 0..self.lines.len() {
+            estimate.push(fit(self.estimate[line], "estimate_vnd", &self.lines[line])?);
+        }
         for &line in &order {
-            let mut ytd = 0i64;
+            let mut ytd = 0i128;
             for &m in &self.months[line] {
                 let actual = self.actual[line].get(&m).copied().unwrap_or(0);
                 ytd += actual;
-                out.push((self.lines[line].0, m, line, actual, ytd));
+                out.push((
+                    self.lines[line].0,
+                    m,
+                    line,
+                    fit(actual, "actual_vnd", &self.lines[line])?,
+                    fit(ytd, "ytd_actual_vnd", &self.lines[line])?,
+                ));
             }
         }
         out.sort_by(|a, b| (a.0, a.1, &self.lines[a.2]).cmp(&(b.0, b.1, &self.lines[b.2])));
@@ -200,18 +212,24 @@ impl Fold for Budget {
             Arc::new(StringArray::from_iter_values(
                 out.iter().map(|r| self.lines[r.2].3.as_str()),
             )),
-            Arc::new(
-                out.iter()
-                    .map(|r| self.estimate[r.2])
-                    .collect::<Int64Array>(),
-            ),
+            Arc::new(out.iter().map(|r| estimate[r.2]).collect::<Int64Array>()),
             Arc::new(out.iter().map(|r| r.3).collect::<Int64Array>()),
             Arc::new(out.iter().map(|r| r.4).collect::<Int64Array>()),
-            col(&|r| ratio(r.4, self.estimate[r.2])),
+            col(&|r| ratio(r.4, estimate[r.2])),
             col(&|r| self.targets.get("execution_rate", r.0)),
         ];
         Ok(RecordBatch::try_new(schema(), columns)?)
     }
+}
+
+/// A sum as the view's Int64 column, or the error that says it does not fit.
+fn fit(v: i128, column: &str, line: &Line) -> Result<i64> {
+    i64::try_from(v).map_err(|_| {
+        QueryError::SumOverflow(format!(
+            "{column} of fiscal year {}, agency {}, {} {} is {v} VND, beyond what the view's 64-bit column holds: some events of that line are implausible and must be reversed",
+            line.0, line.1, line.2, line.3
+        ))
+    })
 }
 
 fn parse_id(s: &str) -> Option<u128> {

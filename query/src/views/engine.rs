@@ -12,11 +12,9 @@ use arrow::array::AsArray;
 use arrow::array::RecordBatch;
 use arrow::datatypes::TimestampMicrosecondType;
 use chrono::{DateTime, Utc};
-use kho_store::deltalake::kernel::Transaction;
-use kho_store::deltalake::kernel::transaction::CommitProperties;
-use kho_store::deltalake::protocol::SaveMode;
-use kho_store::deltalake::{DeltaTable, DeltaTableError};
-use kho_store::{AsOf, Store, commit_metadata, latest_version, read_table, rows_added, stream_key};
+use kho_store::{
+    AsOf, OverwriteMeta, Store, commit_metadata, latest_version, read_table, rows_added, stream_key,
+};
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
@@ -297,36 +295,17 @@ impl ViewEngine {
 
     /// Writes the view's rows as the new version of its table, recording what it reflects.
     async fn write(&self, spec: &ViewSpec, batch: RecordBatch, meta: &ViewMeta) -> Result<u64> {
-        let key = spec.key();
-        let mut table: DeltaTable = self.store.table_handle(&key)?;
-        match table.load().await {
-            Ok(()) | Err(DeltaTableError::NotATable(_)) => {}
-            Err(e) => return Err(e.into()),
-        }
-        let txns = meta
-            .sources
-            .iter()
-            .map(|(s, m)| {
-                Transaction::new(
-                    format!("kho.source.{s}"),
-                    i64::try_from(m.version).unwrap_or(i64::MAX),
-                )
-            })
-            .collect();
-        let props = CommitProperties::default()
-            .with_application_transactions(txns)
-            .with_metadata([(
-                "kho".to_owned(),
-                serde_json::to_value(meta).expect("plain data"),
-            )]);
-        let table = table
-            .write(vec![batch])
-            .with_save_mode(SaveMode::Overwrite)
-            .with_table_name(spec.name)
-            .with_description(spec.description)
-            .with_commit_properties(props)
-            .await?;
-        Ok(table.version().unwrap_or(0))
+        let overwrite = OverwriteMeta {
+            name: spec.name.to_owned(),
+            description: spec.description.to_owned(),
+            transactions: meta
+                .sources
+                .iter()
+                .map(|(s, m)| (format!("kho.source.{s}"), m.version))
+                .collect(),
+            kho: Some(serde_json::to_value(meta).expect("plain data")),
+        };
+        Ok(kho_store::overwrite(&self.store, &spec.key(), batch, &overwrite).await?)
     }
 
     /// The view's rows folded from scratch over the latest version of every source, without

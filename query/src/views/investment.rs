@@ -10,7 +10,7 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use super::Fold;
 use super::rows::{OrderKey, Rows, opt_i32, opt_i64, opt_str, ratio};
 use super::targets::{self, Targets};
-use crate::error::Result;
+use crate::error::{QueryError, Result};
 
 pub(crate) const STREAM: &str = "investment.projects";
 
@@ -27,8 +27,8 @@ struct Registration {
 struct Project {
     registered: Option<(OrderKey, Registration)>,
     status: Option<(OrderKey, String)>,
-    /// year -> (allocated, disbursed)
-    years: BTreeMap<i32, (i64, i64)>,
+    /// year -> (allocated, disbursed); i128, so no number of events wraps them.
+    years: BTreeMap<i32, (i128, i128)>,
 }
 
 #[derive(Debug, Default)]
@@ -107,9 +107,9 @@ impl Fold for Investment {
                         };
                         let cell = p.years.entry(y).or_default();
                         if kind == "capital_allocated" {
-                            cell.0 += a;
+                            cell.0 += i128::from(a);
                         } else {
-                            cell.1 += a;
+                            cell.1 += i128::from(a);
                         }
                     }
                     _ => {}
@@ -123,7 +123,20 @@ impl Fold for Investment {
         let mut out: Vec<(i32, &str, &Project, i64, i64)> = Vec::new();
         for (code, p) in &self.projects {
             for (&y, &(alloc, disb)) in &p.years {
-                out.push((y, code, p, alloc, disb));
+                let fit = |v: i128, column: &str| {
+                    i64::try_from(v).map_err(|_| {
+                        QueryError::SumOverflow(format!(
+                            "{column} of project {code} in {y} is {v} VND, beyond what the view's 64-bit column holds: some of its events are implausible"
+                        ))
+                    })
+                };
+                out.push((
+                    y,
+                    code,
+                    p,
+                    fit(alloc, "allocated_vnd")?,
+                    fit(disb, "disbursed_vnd")?,
+                ));
             }
         }
         out.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));

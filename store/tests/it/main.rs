@@ -5,6 +5,7 @@ mod support;
 
 mod appends;
 mod maintenance;
+mod races;
 mod registry;
 mod syslog;
 
