@@ -83,6 +83,15 @@ pub struct IngestArgs {
     /// The largest request body, in bytes.
     #[arg(long, env = "KHO_BODY_LIMIT", default_value_t = 64 * 1024 * 1024)]
     pub body_limit: usize,
+    /// Seconds a connection may take to send a request's headers (idle connections too).
+    #[arg(long, env = "KHO_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+    /// Seconds a request body may pause between two chunks.
+    #[arg(long, env = "KHO_BODY_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_timeout_secs: u64,
+    /// MiB of request bodies all clients together may be sending; past it, 503.
+    #[arg(long, env = "KHO_BODIES_IN_FLIGHT_MB", default_value_t = 512)]
+    pub bodies_in_flight_mb: usize,
     /// How long a commit waits for more requests to share it, in milliseconds.
     #[arg(long, env = "KHO_COMMIT_WINDOW_MS", default_value_t = 0)]
     pub commit_window_ms: u64,
@@ -294,6 +303,13 @@ pub(crate) async fn open_state(
 ) -> anyhow::Result<AppState> {
     let config = ServerConfig {
         body_limit: ingest.body_limit,
+        conn: crate::listen::ConnLimits {
+            header_timeout: Duration::from_secs(ingest.header_timeout_secs.max(1)),
+            body_chunk_timeout: Duration::from_secs(ingest.body_timeout_secs.max(1)),
+            bodies_in_flight: ingest.bodies_in_flight_mb.max(1) * 1024 * 1024,
+            body_limit: ingest.body_limit,
+            ..crate::listen::ConnLimits::default()
+        },
         view_debounce: Duration::from_millis(views.view_debounce_ms),
         view_poll: Duration::from_secs(views.view_poll_secs.max(1)),
         governance_refresh: Duration::from_secs(5),

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod cli;
 pub mod demo;
 pub mod error;
+pub mod listen;
 pub mod metrics;
 pub mod ratelimit;
 pub mod routes;

@@ -6,7 +6,6 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::{delete, get, post};
-use axum::serve::ListenerExt;
 use kho_catalog::{AuditLog, Governance};
 use kho_ingest::{Ingest, IngestConfig, IngestMetrics};
 use kho_query::{SqlEngine, SqlLimits, ViewEngine};
@@ -14,6 +13,7 @@ use kho_store::{MaintenanceOptions, NodeInfo, Store, maintain_table, stream_key}
 use tokio::net::TcpListener;
 use tower_http::trace::TraceLayer;
 
+use crate::listen::{BodyBudget, ConnLimits};
 use crate::metrics::Metrics;
 use crate::ratelimit::Limiter;
 use crate::routes;
@@ -22,6 +22,8 @@ use crate::routes;
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub body_limit: usize,
+    /// Connection deadlines and the budget of bodies in flight.
+    pub conn: ConnLimits,
     /// How long the view refresher waits for a burst of commits to end.
     pub view_debounce: Duration,
     /// How often views are checked against sources other processes may have written.
@@ -140,8 +142,20 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             crate::metrics::track,
         ))
+        .layer(axum::middleware::from_fn_with_state(
+            BodyBudget::new(&conn_limits(&state)),
+            crate::listen::body_budget,
+        ))
+        // A body that stalls between chunks is cut (408), not waited for.
+        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
+            conn_limits(&state).body_chunk_timeout,
+        ))
         .layer(TraceLayer::new_for_http())
         .with_state(state)
+}
+
+fn conn_limits(state: &AppState) -> ConnLimits {
+    state.config.conn.clone()
 }
 
 /// Serves until Ctrl-C or SIGTERM. Prints the bound address on stdout first.
@@ -179,19 +193,16 @@ pub async fn serve_on(
     spawn_background(&state);
     println!("kho listening on http://{addr}");
     tracing::info!(%addr, store = %state.store.location().root(), "serving");
-    // Answers are small writes after a long wait: send them at once (no Nagle delay).
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::warn!(error = %e, "could not set TCP_NODELAY");
-        }
-    });
     let store = state.store.clone();
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await?;
+    let limits = conn_limits(&state);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        // Running queries are dropped (their callers get 503) so the stop takes seconds.
+        kho_query::compute::shutdown();
+        let _ = stop_tx.send(true);
+    });
+    crate::listen::serve(listener, router(state), limits, stop_rx).await;
     heartbeat.abort();
     if let Err(e) = store.leave(&node).await {
         tracing::warn!(error = %e, "could not remove this node's heartbeat");

@@ -55,6 +55,9 @@ impl Tables {
     /// A session over every stream and view, with the given runtime (memory pool).
     pub async fn session(&self, runtime: Arc<RuntimeEnv>) -> Result<SessionContext> {
         let config = SessionConfig::new()
+            // Small batches: a CPU-heavy operator yields (and can be stopped) often, and a
+            // constant repeated on every row of a batch stays small (see `guard`).
+            .with_batch_size(crate::guard::BATCH_ROWS)
             .with_information_schema(true)
             .with_default_catalog_and_schema("datafusion", "public");
         let ctx = SessionContext::new_with_config_rt(config, runtime);

@@ -70,7 +70,7 @@ where
                 limit.as_millis()
             )))
         }
-        _ = stop.wait_for(|s| *s) => {
+        () = async { let _ = stop.wait_for(|s| *s).await; } => {
             task.abort();
             Err(QueryError::ShuttingDown)
         }

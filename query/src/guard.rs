@@ -22,6 +22,10 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 
+/// Rows per batch in caller SQL sessions: a constant value is made once and then repeated
+/// on every row of a batch, so its size counts this many times.
+pub const BATCH_ROWS: usize = 1024;
+
 /// Starts the message of a guard's error, so the SQL engine can tell it from other errors.
 pub const MARK: &str = "kho-guard: ";
 
@@ -217,7 +221,16 @@ impl ScalarUDFImpl for Guarded {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        self.over(self.estimate(&args)?)?;
+        let mut estimate = self.estimate(&args)?;
+        if args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)))
+        {
+            // A value made from constants is repeated on every row of each batch.
+            estimate *= BATCH_ROWS as u128;
+        }
+        self.over(estimate)?;
         let out = self.inner.invoke_with_args(args)?;
         let made = match &out {
             ColumnarValue::Array(a) => a.get_array_memory_size(),

@@ -99,7 +99,7 @@ impl Store {
                 nodes.push(node);
             }
         }
-        nodes.sort_by(|a, b| a.started_at.cmp(&b.started_at));
+        nodes.sort_by_key(|n| n.started_at);
         Ok(nodes)
     }
 }

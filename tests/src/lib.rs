@@ -239,3 +239,32 @@ pub fn python_read(python: &Path, table_uri: &str) -> Vec<Value> {
 pub fn event_id(n: u64) -> String {
     format!("00000000-0000-7000-8000-{n:012}")
 }
+
+/// The metadata every test dataset carries (the catalog requires all of it).
+pub fn dataset_metadata() -> Value {
+    json!({"title": {"vi": "Hồ sơ", "en": "Dossiers"}, "description": {"vi": "Hồ sơ", "en": "Dossiers"},
+        "theme": "GOVE", "keywords": ["hồ sơ"], "license": "cc-by-4.0", "accrual_periodicity": "monthly",
+        "temporal": {"start": "2021-01-01", "end": "2021-12-31"}, "spatial": "Tỉnh Tây Ninh",
+        "contact_point": {"name": "IOC", "email": "ioc@tayninh.gov.vn"}})
+}
+
+/// A dataset of `stream` releasing `columns` as they are, shared as `sharing`.
+pub fn stream_dataset(id: &str, stream: &str, columns: &[&str], sharing: &str) -> Value {
+    let columns: Vec<Value> = columns.iter().map(|c| json!({"name": c})).collect();
+    json!({"id": id, "source": {"kind": "stream", "name": stream}, "columns": columns,
+        "sharing": sharing, "importance": "other", "metadata": dataset_metadata()})
+}
+
+/// `n` `service.dossiers` receptions at `agency` as NDJSON, entity ids `HS-<agency>-<i>`.
+pub fn dossier_lines(n: usize, agency: &str) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                "{}\n",
+                json!({"event_type": "dossier_received", "entity_id": format!("HS-{agency}-{i}"), "occurred_at": "2021-03-10T08:00:00+07:00",
+                       "procedure_code": "TTHC-1", "agency_code": agency, "level": 4, "channel": "online",
+                       "due_at": "2021-03-20T17:00:00+07:00"})
+            )
+        })
+        .collect()
+}

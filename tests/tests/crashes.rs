@@ -81,12 +81,8 @@ async fn kill_9_during_background_work_loses_and_doubles_nothing() {
     let center = server.token("center", None, "ioc").await;
     let steward_a = server.token("steward", None, "steward-a").await;
     let steward_b = server.token("steward", None, "steward-b").await;
-    let spec = json!({"id": "ho-so-crash", "source": {"kind": "stream", "name": STREAM},
-        "columns": [{"name": "agency_code"}, {"name": "channel"}], "sharing": "open", "importance": "other",
-        "metadata": {"title": {"vi": "Hồ sơ", "en": "Dossiers"}, "description": {"vi": "Hồ sơ", "en": "Dossiers"},
-            "theme": "GOVE", "keywords": ["hồ sơ"], "license": "cc-by-4.0", "accrual_periodicity": "monthly",
-            "temporal": {"start": "2021-01-01", "end": "2021-12-31"}, "spatial": "Tỉnh Tây Ninh",
-            "contact_point": {"name": "IOC", "email": "ioc@tayninh.gov.vn"}}});
+    let spec =
+        kho_tests::stream_dataset("ho-so-crash", STREAM, &["agency_code", "channel"], "open");
     let mut acked: Vec<String> = Vec::new();
     let first: Vec<String> = (0..20).map(|_| uuid::Uuid::now_v7().to_string()).collect();
     let (st, resp, _) = server

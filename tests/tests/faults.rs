@@ -194,12 +194,7 @@ async fn storage_faults_answer_503_and_lose_nothing() {
         )
         .await;
     assert_eq!(st, 201, "{resp}");
-    let spec = json!({"id": "ho-so-loi", "source": {"kind": "stream", "name": STREAM},
-        "columns": [{"name": "agency_code"}, {"name": "channel"}], "sharing": "open", "importance": "other",
-        "metadata": {"title": {"vi": "Hồ sơ", "en": "Dossiers"}, "description": {"vi": "Hồ sơ", "en": "Dossiers"},
-            "theme": "GOVE", "keywords": ["hồ sơ"], "license": "cc-by-4.0", "accrual_periodicity": "monthly",
-            "temporal": {"start": "2021-01-01", "end": "2021-12-31"}, "spatial": "Tỉnh Tây Ninh",
-            "contact_point": {"name": "IOC", "email": "ioc@tayninh.gov.vn"}}});
+    let spec = kho_tests::stream_dataset("ho-so-loi", STREAM, &["agency_code", "channel"], "open");
     let (st, resp) = post(&server, &services, "/v1/catalog/datasets", spec).await;
     assert_eq!(st, 201, "{resp}");
     for (token, step) in [
