@@ -720,16 +720,28 @@ async fn slow_and_stalled_connections_are_cut() {
         .unwrap();
     // While it stalls it holds 4 MB of the 8 MB budget: a second such body gets 503.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let r = client()
-        .post(server.url("/v1/streams/service.dossiers/events"))
-        .bearer_auth(&services)
-        .header("content-type", "application/x-ndjson")
-        .body(vec![b' '; 5_000_000])
-        .send()
-        .await
+    // (Announced, not sent: kho answers from the headers, before reading any of the body,
+    // so a client still writing would only see its pipe closed.)
+    let mut second = TcpStream::connect(&addr).unwrap();
+    second
+        .write_all(
+            format!(
+                "POST /v1/streams/service.dossiers/events HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {services}\r\ncontent-type: application/x-ndjson\r\ncontent-length: 5000000\r\n\r\n"
+            )
+            .as_bytes(),
+        )
         .unwrap();
-    assert_eq!(r.status(), 503, "a body past the budget in flight");
-    assert!(r.headers().get("retry-after").is_some());
+    second
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut head = vec![0u8; 4096];
+    let n = second.read(&mut head).unwrap();
+    let head = String::from_utf8_lossy(&head[..n]).to_lowercase();
+    assert!(
+        head.starts_with("http/1.1 503"),
+        "a body past the budget in flight: {head}"
+    );
+    assert!(head.contains("retry-after"), "{head}");
     let handles = [silent, half, stall]
         .map(|s| std::thread::spawn(move || closed_within(s, Duration::from_secs(8))));
     for (i, h) in handles.into_iter().enumerate() {
