@@ -64,7 +64,6 @@ impl Appender {
     /// Appends one batch as the next version, or reports that another writer got there
     /// first (the written file is then removed).
     pub async fn append(&mut self, batch: RecordBatch) -> Result<Appended> {
-        use object_store::ObjectStoreExt;
         let mut writer =
             RecordBatchWriter::for_table(&self.table).map_err(Error::delta(&self.key))?;
         writer.write(batch).await.map_err(Error::delta(&self.key))?;
@@ -87,10 +86,8 @@ impl Appender {
                 Ok(Appended::Committed(version))
             }
             None => {
-                let store = self.table.object_store();
-                for p in paths {
-                    let _ = store.delete(&p).await;
-                }
+                crate::commit::discard_files(self.table.object_store().as_ref(), &self.key, &paths)
+                    .await;
                 Ok(Appended::Lost)
             }
         }

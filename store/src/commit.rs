@@ -73,6 +73,20 @@ pub fn first_gone<'a>(state: &DeltaTableState, removed: &'a [String]) -> Option<
         .map(String::as_str)
 }
 
+/// Deletes data files written for a commit that never happened (best effort: what is left
+/// is untracked, and vacuum removes it).
+pub(crate) async fn discard_files(
+    store: &dyn object_store::ObjectStore,
+    table: &str,
+    paths: &[Path],
+) {
+    for p in paths {
+        if let Err(e) = store.delete(p).await {
+            tracing::warn!(table, path = %p, error = %e, "could not delete an uncommitted file; vacuum will");
+        }
+    }
+}
+
 /// A short pause before trying again, growing with the attempt, with jitter so that
 /// writers that lost to each other do not meet again at once.
 pub(crate) async fn backoff(attempt: u32) {
@@ -185,10 +199,12 @@ pub async fn overwrite(
         }
     }
     if let Some((_, paths)) = written {
-        let os = store.table_handle(key)?.object_store();
-        for p in paths {
-            let _ = os.delete(&p).await;
-        }
+        discard_files(
+            store.table_handle(key)?.object_store().as_ref(),
+            key,
+            &paths,
+        )
+        .await;
     }
     Err(Error::CommitContention {
         stream: key.to_owned(),

@@ -13,8 +13,6 @@
 
 use std::time::Duration;
 
-use std::sync::Arc;
-
 use arrow::array::RecordBatch;
 use arrow::datatypes::SchemaRef;
 use deltalake::DeltaTable;
@@ -26,10 +24,9 @@ use deltalake::protocol::DeltaOperation;
 use deltalake::table::state::DeltaTableState;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use object_store::path::Path;
-use object_store::{ObjectStore, ObjectStoreExt};
 use serde::Serialize;
 
-use crate::commit::{commit_next, first_gone};
+use crate::commit::{commit_next, discard_files, first_gone};
 use crate::error::{Error, Result};
 use crate::index::read_columns;
 use crate::store::{AsOf, Store};
@@ -233,7 +230,7 @@ async fn compact(table: &DeltaTable, key: &str, target: u64) -> Result<Compactio
                         file = gone,
                         "another rewrite replaced a file of this compaction first: dropping it"
                     );
-                    delete_files(&store, key, &written).await;
+                    discard_files(store.as_ref(), key, &written).await;
                     return Ok(Compaction {
                         files_removed: 0,
                         version: None,
@@ -254,7 +251,7 @@ async fn compact(table: &DeltaTable, key: &str, target: u64) -> Result<Compactio
         attempts = COMPACTION_ATTEMPTS,
         "the compaction kept losing the next version to other writers: dropped, nothing committed"
     );
-    delete_files(&store, key, &written).await;
+    discard_files(store.as_ref(), key, &written).await;
     Ok(Compaction {
         files_removed: 0,
         version: None,
@@ -304,12 +301,4 @@ fn conform(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
         })
         .collect::<Result<Vec<_>>>()?;
     Ok(RecordBatch::try_new(schema.clone(), columns)?)
-}
-
-async fn delete_files(store: &Arc<dyn ObjectStore>, key: &str, paths: &[Path]) {
-    for p in paths {
-        if let Err(e) = store.delete(p).await {
-            tracing::warn!(table = key, path = %p, error = %e, "could not delete an uncommitted file; vacuum will");
-        }
-    }
 }

@@ -20,7 +20,6 @@ use deltalake::kernel::Action;
 use deltalake::table::state::DeltaTableState;
 use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use futures::{StreamExt, TryStreamExt};
-use object_store::ObjectStoreExt;
 use object_store::path::Path;
 
 use crate::commit::MAX_ATTEMPTS;
@@ -519,12 +518,8 @@ impl StreamWriter {
         let Some(Written { paths, .. }) = written else {
             return;
         };
-        let store = self.table.object_store();
-        for p in paths {
-            if let Err(e) = store.delete(&p).await {
-                tracing::warn!(stream = %self.def.name, path = %p, error = %e, "could not delete an uncommitted file; vacuum will");
-            }
-        }
+        crate::commit::discard_files(self.table.object_store().as_ref(), &self.def.name, &paths)
+            .await;
     }
 
     async fn try_commit(
