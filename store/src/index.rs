@@ -73,8 +73,8 @@ pub(crate) type IdSet = HashSet<u128, foldhash::fast::RandomState>;
 pub(crate) struct StreamIndex {
     /// Event id → index of its event type in the definition.
     types: IdMap<u8>,
-    /// Ids already named by a reference-rule event.
-    referenced: IdSet,
+    /// Per reference rule of the definition: ids already named by one of its events.
+    referenced: Vec<IdSet>,
     /// Idempotency key hash → what it got.
     keys: HashMap<String, KeyEntry>,
 }
@@ -88,8 +88,8 @@ impl StreamIndex {
         self.types.get(&id).copied()
     }
 
-    pub(crate) fn is_referenced(&self, id: u128) -> bool {
-        self.referenced.contains(&id)
+    pub(crate) fn is_referenced(&self, rule: usize, id: u128) -> bool {
+        self.referenced.get(rule).is_some_and(|s| s.contains(&id))
     }
 
     pub(crate) fn key(&self, hash: &str) -> Option<&KeyEntry> {
@@ -100,8 +100,11 @@ impl StreamIndex {
         self.types.insert(id, ty);
     }
 
-    pub(crate) fn insert_reference(&mut self, id: u128) {
-        self.referenced.insert(id);
+    pub(crate) fn insert_reference(&mut self, rule: usize, id: u128) {
+        if self.referenced.len() <= rule {
+            self.referenced.resize_with(rule + 1, IdSet::default);
+        }
+        self.referenced[rule].insert(id);
     }
 
     pub(crate) fn insert_key(&mut self, hash: String, entry: KeyEntry) {
@@ -128,11 +131,18 @@ impl StreamIndex {
         let types = batch
             .column_by_name(EVENT_TYPE)
             .and_then(|c| c.as_string_opt::<i32>());
-        let refs = def.reference.as_ref().and_then(|r| {
-            batch
-                .column_by_name(&r.column)
-                .and_then(|c| c.as_string_opt::<i32>())
-        });
+        // Each rule's column and event type (a file older than the rule lacks the column).
+        let refs: Vec<(usize, u8, &arrow::array::StringArray)> = def
+            .references
+            .iter()
+            .enumerate()
+            .filter_map(|(rule, r)| {
+                let column = batch
+                    .column_by_name(&r.column)
+                    .and_then(|c| c.as_string_opt::<i32>())?;
+                Some((rule, type_index(def, &r.event_type), column))
+            })
+            .collect();
         for row in 0..batch.num_rows() {
             let Some(id) = parse_id(ids.value(row)) else {
                 tracing::warn!(stream = %def.name, id = ids.value(row), "stored event id is not a uuid");
@@ -140,11 +150,13 @@ impl StreamIndex {
             };
             let ty = types.map_or(UNKNOWN_TYPE, |t| type_index(def, t.value(row)));
             self.types.insert(id, ty);
-            if let Some(refs) = refs
-                && !refs.is_null(row)
-                && let Some(target) = parse_id(refs.value(row))
-            {
-                self.referenced.insert(target);
+            for &(rule, rule_type, column) in &refs {
+                if ty == rule_type
+                    && !column.is_null(row)
+                    && let Some(target) = parse_id(column.value(row))
+                {
+                    self.insert_reference(rule, target);
+                }
             }
         }
         Ok(())

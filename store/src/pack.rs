@@ -5,8 +5,8 @@
 //! citizen-feedback system).
 
 use crate::schema::{
-    ColumnDef, ColumnType as T, ConditionalRule, EventTypeDef as E, Literal, ReferenceRule,
-    StreamDef,
+    ColumnDef, ColumnType as T, ConditionalRule, EventTypeDef as E, Literal, RETRACTION,
+    RETRACTION_REASON, RETRACTS, ReferenceRule, StreamDef,
 };
 
 /// The sectors that own streams; a sector token names one of them.
@@ -14,7 +14,7 @@ pub const SECTORS: [&str; 3] = ["finance", "planning", "services"];
 
 /// All streams of the pack, in registration order.
 pub fn province_pack() -> Vec<StreamDef> {
-    vec![
+    [
         finance_budget(),
         investment_projects(),
         service_dossiers(),
@@ -22,6 +22,30 @@ pub fn province_pack() -> Vec<StreamDef> {
         service_procedures(),
         reference_targets(),
     ]
+    .into_iter()
+    .map(retractable)
+    .collect()
+}
+
+/// The schema version that gave every stream its retraction event type.
+const RETRACTION_SINCE: u32 = 2;
+
+/// Gives a stream the way to take out a wrong event: `event_retracted`, naming the event in
+/// `retracts_event_id` and saying why in `retraction_reason` (schema version 2).
+fn retractable(mut def: StreamDef) -> StreamDef {
+    def.columns.extend([
+        ColumnDef::new(RETRACTS, T::String).since(RETRACTION_SINCE),
+        ColumnDef::new(RETRACTION_REASON, T::String).since(RETRACTION_SINCE),
+    ]);
+    def.event_types
+        .push(E::new(RETRACTION, &[RETRACTS, RETRACTION_REASON], &[]));
+    def.references.push(ReferenceRule {
+        event_type: RETRACTION.into(),
+        column: RETRACTS.into(),
+        verb: "retracted".into(),
+    });
+    def.schema_version = def.schema_version.max(RETRACTION_SINCE);
+    def
 }
 
 fn finance_budget() -> StreamDef {
@@ -35,7 +59,7 @@ fn finance_budget() -> StreamDef {
     StreamDef {
         name: "finance.budget".into(),
         owner: "finance".into(),
-        description: "Budget estimates, revenue collected and expenditure paid, by agency and category; corrections are reversals.".into(),
+        description: "Budget estimates, revenue collected and expenditure paid, by agency and category; a wrong entry is reversed (or, if it should never have been sent, retracted).".into(),
         schema_version: 1,
         columns: vec![
             ColumnDef::new("fiscal_year", T::Integer),
@@ -52,10 +76,11 @@ fn finance_budget() -> StreamDef {
             E::new("entry_reversed", &["reverses_event_id"], &[]),
         ],
         rules: vec![],
-        reference: Some(ReferenceRule {
+        references: vec![ReferenceRule {
             event_type: "entry_reversed".into(),
             column: "reverses_event_id".into(),
-        }),
+            verb: "reversed".into(),
+        }],
     }
 }
 
@@ -99,7 +124,7 @@ fn investment_projects() -> StreamDef {
             E::new("status_changed", &["status"], &[]),
         ],
         rules: vec![],
-        reference: None,
+        references: vec![],
     }
 }
 
@@ -135,7 +160,7 @@ fn service_dossiers() -> StreamDef {
             then_allowed: vec![Literal::Int(3), Literal::Int(4)],
             message: "an online dossier must have level 3 or 4".into(),
         }],
-        reference: None,
+        references: vec![],
     }
 }
 
@@ -161,7 +186,7 @@ fn service_feedback() -> StreamDef {
             E::new("feedback_closed", &[], &[]),
         ],
         rules: vec![],
-        reference: None,
+        references: vec![],
     }
 }
 
@@ -192,7 +217,7 @@ fn service_procedures() -> StreamDef {
             E::new("procedure_withdrawn", &[], &["procedure_code"]),
         ],
         rules: vec![],
-        reference: None,
+        references: vec![],
     }
 }
 
@@ -209,7 +234,7 @@ fn reference_targets() -> StreamDef {
         ],
         event_types: vec![E::new("target_set", &["kpi", "year", "target_value"], &[])],
         rules: vec![],
-        reference: None,
+        references: vec![],
     }
 }
 

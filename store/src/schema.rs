@@ -235,12 +235,24 @@ pub struct ConditionalRule {
 /// A rule that an event type names another event of the same stream.
 ///
 /// The referenced event must exist (committed earlier or in the same batch), must not be of
-/// the referencing type itself, and can be referenced only once (an entry is reversed once).
+/// the referencing type itself nor a retraction, and can be named only once by the rule (an
+/// entry is reversed once, an event retracted once).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ReferenceRule {
     pub event_type: String,
     pub column: String,
+    /// What the rule does to the event it names, for messages: "reversed", "retracted".
+    pub verb: String,
 }
+
+/// The event type every stream has for taking a wrong event out: it names the event in
+/// [`RETRACTS`] and says why in [`RETRACTION_REASON`]. Views fold the stream as if the
+/// retracted event (and the retraction) had never been appended; the log keeps both.
+pub const RETRACTION: &str = "event_retracted";
+/// The column of a retraction naming the retracted event's id.
+pub const RETRACTS: &str = "retracts_event_id";
+/// The column of a retraction saying why the event is taken out.
+pub const RETRACTION_REASON: &str = "retraction_reason";
 
 /// The definition of one stream: name, owner, schema and validation rules.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -254,8 +266,8 @@ pub struct StreamDef {
     pub event_types: Vec<EventTypeDef>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<ConditionalRule>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub reference: Option<ReferenceRule>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<ReferenceRule>,
 }
 
 impl StreamDef {
@@ -342,10 +354,10 @@ impl StreamDef {
                 }
             }
         }
-        if let Some(r) = &self.reference
-            && (self.event_type(&r.event_type).is_none() || self.column(&r.column).is_none())
-        {
-            return Err("reference rule names an unknown event type or column".into());
+        for r in &self.references {
+            if self.event_type(&r.event_type).is_none() || self.column(&r.column).is_none() {
+                return Err("reference rule names an unknown event type or column".into());
+            }
         }
         Ok(())
     }

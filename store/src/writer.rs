@@ -8,7 +8,7 @@
 //! version with no automatic retry, so a lost race is detected, the writer catches up again
 //! and decides again: two processes appending at once lose nothing and duplicate nothing.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -87,8 +87,10 @@ pub struct StreamWriter {
     /// The table version the index reflects.
     indexed_version: u64,
     config: WriterConfig,
-    ref_type: Option<u8>,
-    ref_column: Option<usize>,
+    /// Per reference rule of the definition: its event type's index and its column's.
+    refs: Vec<(u8, usize)>,
+    /// The index of the retraction event type (never the target of a reference).
+    retraction: u8,
 }
 
 impl std::fmt::Debug for StreamWriter {
@@ -117,8 +119,8 @@ struct Accepted {
     duplicates: u64,
     /// The new events: id and event type index.
     new_ids: Vec<(u128, u8)>,
-    /// Events its reversals name.
-    new_refs: Vec<u128>,
+    /// Events its references name: (rule, target).
+    new_refs: Vec<(usize, u128)>,
 }
 
 /// Data files written for a plan and not yet committed.
@@ -143,14 +145,17 @@ impl StreamWriter {
         let key = stream_key(stream);
         let mut table = store.table_handle(&key)?;
         table.load().await.map_err(Error::delta(&key))?;
-        let ref_type = def
-            .reference
-            .as_ref()
-            .map(|r| type_index(&def, &r.event_type));
-        let ref_column = def
-            .reference
-            .as_ref()
-            .and_then(|r| def.column_index(&r.column));
+        let refs = def
+            .references
+            .iter()
+            .map(|r| {
+                let column = def
+                    .column_index(&r.column)
+                    .expect("the registry checks that reference rules name columns");
+                (type_index(&def, &r.event_type), column)
+            })
+            .collect();
+        let retraction = type_index(&def, crate::schema::RETRACTION);
         let state = table.snapshot().map_err(Error::delta(&key))?.clone();
         let mut writer = Self {
             def,
@@ -159,8 +164,8 @@ impl StreamWriter {
             index: StreamIndex::default(),
             indexed_version: 0,
             config,
-            ref_type,
-            ref_column,
+            refs,
+            retraction,
         };
         writer.rebuild_index().await?;
         Ok(writer)
@@ -182,9 +187,7 @@ impl StreamWriter {
 
     fn index_columns(&self) -> Vec<String> {
         let mut cols = vec![EVENT_ID.to_owned(), EVENT_TYPE.to_owned()];
-        if let Some(r) = &self.def.reference {
-            cols.push(r.column.clone());
-        }
+        cols.extend(self.def.references.iter().map(|r| r.column.clone()));
         cols
     }
 
@@ -340,7 +343,7 @@ impl StreamWriter {
     fn plan(&self, subs: &[Submission]) -> Plan {
         let mut decisions = Vec::with_capacity(subs.len());
         let mut group_ids = IdMap::<u8>::default();
-        let mut group_refs = IdSet::default();
+        let mut group_refs = HashSet::new();
         let mut group_keys: HashMap<&str, usize> = HashMap::new();
         let mut signature = Vec::new();
         let mut rows = 0u64;
@@ -393,7 +396,7 @@ impl StreamWriter {
         &self,
         sub: &Submission,
         group_ids: &IdMap<u8>,
-        group_refs: &IdSet,
+        group_refs: &HashSet<(usize, u128)>,
     ) -> std::result::Result<Accepted, Vec<RowError>> {
         let batch = &sub.batch;
         let ids = batch.column(0).as_string::<i32>();
@@ -419,14 +422,14 @@ impl StreamWriter {
             }
         }
         let mut new_refs = Vec::new();
-        if let (Some(ref_type), Some(col), Some(rule)) =
-            (self.ref_type, self.ref_column, self.def.reference.as_ref())
+        let own: IdMap<u8> = new_ids.iter().copied().collect();
+        for (rule_index, (rule, &(ref_type, col))) in
+            self.def.references.iter().zip(&self.refs).enumerate()
         {
-            let own: IdMap<u8> = new_ids.iter().copied().collect();
             let mut named = IdSet::default();
             let refs = batch.column(col).as_string::<i32>();
             for (row, target) in refs.iter().enumerate() {
-                // Only new reversals; a missing target is reported at decode.
+                // Only new events of the rule's type; a missing target is reported at decode.
                 let Some(text) = target else { continue };
                 if !keep[row] || type_index(&self.def, types.value(row)) != ref_type {
                     continue;
@@ -447,18 +450,25 @@ impl StreamWriter {
                         "names event {text}, which is not in stream {}",
                         self.def.name
                     ))),
-                    Some(t) if t == ref_type => errors.push(error(format!(
-                        "names event {text}, which is itself an {}",
-                        rule.event_type
-                    ))),
+                    Some(t) if t == ref_type || t == self.retraction => {
+                        let name = self
+                            .def
+                            .event_types
+                            .get(usize::from(t))
+                            .map_or("event", |e| e.name.as_str());
+                        errors.push(error(format!(
+                            "names event {text}, which is itself an {name}: it cannot be {}",
+                            rule.verb
+                        )));
+                    }
                     Some(_)
-                        if self.index.is_referenced(target)
-                            || group_refs.contains(&target)
+                        if self.index.is_referenced(rule_index, target)
+                            || group_refs.contains(&(rule_index, target))
                             || !named.insert(target) =>
                     {
-                        errors.push(error(format!("event {text} is already reversed")));
+                        errors.push(error(format!("event {text} is already {}", rule.verb)));
                     }
-                    Some(_) => new_refs.push(target),
+                    Some(_) => new_refs.push((rule_index, target)),
                 }
                 if errors.len() >= 100 {
                     break;
@@ -543,8 +553,8 @@ impl StreamWriter {
             for &(id, ty) in &a.new_ids {
                 self.index.insert_event(id, ty);
             }
-            for &target in &a.new_refs {
-                self.index.insert_reference(target);
+            for &(rule, target) in &a.new_refs {
+                self.index.insert_reference(rule, target);
             }
             if let Some(key) = &subs[i].idempotency {
                 self.index.insert_key(

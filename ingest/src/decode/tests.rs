@@ -198,7 +198,7 @@ fn each_bad_field_is_named() {
             err(
                 1,
                 Some("event_type"),
-                "unknown event type \"revenue_raised\": finance.budget takes estimate_assigned, revenue_collected, expenditure_paid, entry_reversed",
+                "unknown event type \"revenue_raised\": finance.budget takes estimate_assigned, revenue_collected, expenditure_paid, entry_reversed, event_retracted",
             ),
         ),
         (
@@ -230,6 +230,41 @@ fn each_bad_field_is_named() {
             "{body}"
         );
     }
+}
+
+#[test]
+fn every_stream_takes_a_retraction_with_its_reason() {
+    const TARGET: &str = "00000000-0000-7000-8000-000000000001";
+    for def in kho_store::pack::province_pack() {
+        let line = format!(
+            r#"{{"event_type":"event_retracted","entity_id":"X-1","occurred_at":"2021-03-01T08:00:00+07:00","retracts_event_id":"{TARGET}","retraction_reason":"sent twice"}}"#
+        );
+        let b = ok(&def.name, Format::Ndjson, &line);
+        assert_eq!(b.num_rows(), 1, "{}", def.name);
+        let no_reason = line.replace(r#","retraction_reason":"sent twice""#, "");
+        assert_eq!(
+            errors(&def.name, Format::Ndjson, &no_reason),
+            vec![err(
+                1,
+                Some("retraction_reason"),
+                "required for event type event_retracted"
+            )],
+            "{}",
+            def.name
+        );
+    }
+    // A retraction carries nothing else: the payload of the event it takes out is refused.
+    let with_amount = format!(
+        r#"{{"event_type":"event_retracted","entity_id":"X-1","occurred_at":"2021-03-01T08:00:00+07:00","retracts_event_id":"{TARGET}","retraction_reason":"x","amount_vnd":5}}"#
+    );
+    assert_eq!(
+        errors("finance.budget", Format::Ndjson, &with_amount),
+        vec![err(
+            1,
+            Some("amount_vnd"),
+            "not used by event type event_retracted"
+        )]
+    );
 }
 
 #[test]

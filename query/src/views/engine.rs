@@ -18,7 +18,7 @@ use kho_store::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use super::{Fold, VIEWS, ViewSpec, spec};
+use super::{Fold, VIEWS, ViewSpec, retracted, spec};
 use crate::error::{QueryError, Result};
 
 /// How far a view has read one source.
@@ -147,11 +147,15 @@ impl ViewEngine {
             rows: 0,
         });
         let mut changed = false;
-        let mut rebuild = false;
+        let mut rebuild = None;
         for source in spec.sources {
             let after = meta.sources.get(*source).map_or(0, |m| m.version);
             let fold = state.fold.as_mut().expect("restored above");
             match rows_added(&self.store, &stream_key(source), after, None).await? {
+                Some(changes) if retracted::has_retraction(&changes.batches) => {
+                    rebuild = Some("a retraction takes events out");
+                    break;
+                }
                 Some(changes) if changes.version > after => {
                     fold.apply(source, &changes.batches)?;
                     let newest = newest_occurred(&changes.batches);
@@ -167,15 +171,16 @@ impl ViewEngine {
                 }
                 Some(_) => {}
                 None => {
-                    rebuild = true;
+                    rebuild = Some("source commits are gone from the log");
                     break;
                 }
             }
         }
-        if rebuild {
+        if let Some(why) = rebuild {
             tracing::info!(
                 view = spec.name,
-                "source commits are gone from the log: rebuilding"
+                why,
+                "rebuilding the view from its sources"
             );
             let (fold, sources) = self.fold_sources(spec, None).await?;
             state.fold = Some(fold);
@@ -260,7 +265,7 @@ impl ViewEngine {
                 Some(at) => AsOf::Version(at.get(*source).copied().unwrap_or(0)),
             };
             let table = self.store.table(&stream_key(source), as_of).await?;
-            let batches = read_table(&table).await?;
+            let batches = retracted::without_retracted(read_table(&table).await?)?;
             fold.apply(source, &batches)?;
             marks.insert(
                 (*source).to_owned(),

@@ -5,6 +5,7 @@
 //! kept current from the entities' contributions. Every fold is independent of the order
 //! and batching of the events it sees (sums, first/latest by occurrence time then event id),
 //! so folding new commits into the state gives exactly what folding the whole log would.
+//! A retracted event is folded as if it had never been appended ([`retracted`]).
 //! [`engine`] decides what to fold when and writes each view as a Delta table.
 
 pub(crate) mod budget;
@@ -13,6 +14,7 @@ pub mod engine;
 pub(crate) mod feedback;
 pub(crate) mod investment;
 pub(crate) mod procedures;
+pub(crate) mod retracted;
 pub(crate) mod rows;
 pub(crate) mod targets;
 

@@ -2,13 +2,14 @@ use std::time::Duration;
 
 use kho_store::{AsOf, Error, Outcome, Receipt, StreamWriter, WriterConfig};
 
-use crate::support::{Backend, batch, id, ids, keyed, revenue, reversal, sub};
+use crate::support::{Backend, batch, id, ids, keyed, retraction, revenue, reversal, sub};
 
 crate::conformance!(
     appends_and_time_travel,
     event_ids_never_twice,
     idempotent_retry_survives_restart,
     reversal_rules,
+    retraction_rules,
     concurrent_writers_exactly_once,
 );
 
@@ -185,7 +186,10 @@ async fn reversal_rules(backend: Backend) {
         ),
         (
             reversal(&id(5), &id(2)),
-            format!("names event {}, which is itself an entry_reversed", id(2)),
+            format!(
+                "names event {}, which is itself an entry_reversed: it cannot be reversed",
+                id(2)
+            ),
         ),
     ];
     for (row, message) in cases {
@@ -224,6 +228,112 @@ async fn reversal_rules(backend: Backend) {
     assert_eq!(
         ids(&store, S, AsOf::Latest).await,
         vec![id(1), id(2), id(10), id(11)]
+    );
+}
+
+async fn retraction_rules(backend: Backend) {
+    let store = backend.store().await;
+    let mut w = writer(&store).await;
+    committed(
+        &w.commit(&[sub(batch(
+            &store,
+            S,
+            &[
+                revenue(&id(1), 100),
+                revenue(&id(2), 5),
+                reversal(&id(3), &id(2)),
+            ],
+        ))])
+        .await
+        .unwrap()[0],
+    );
+    // A retraction of a reversal and of an entry, and one naming an event of its own batch.
+    let out = w
+        .commit(&[sub(batch(
+            &store,
+            S,
+            &[
+                retraction(&id(4), &id(1)),
+                retraction(&id(5), &id(3)),
+                revenue(&id(6), 9),
+                retraction(&id(7), &id(6)),
+            ],
+        ))])
+        .await
+        .unwrap();
+    assert_eq!(committed(&out[0]).accepted, 4);
+    let version = store.stream_stats(S).await.unwrap().version;
+
+    let cases = [
+        (
+            retraction(&id(10), &id(1)),
+            format!("event {} is already retracted", id(1)),
+        ),
+        (
+            retraction(&id(11), &id(4)),
+            format!(
+                "names event {}, which is itself an event_retracted: it cannot be retracted",
+                id(4)
+            ),
+        ),
+        (
+            retraction(&id(12), &id(97)),
+            format!(
+                "names event {}, which is not in stream finance.budget",
+                id(97)
+            ),
+        ),
+    ];
+    for (row, message) in cases {
+        let out = w
+            .commit(&[sub(batch(&store, S, &[revenue(&id(50), 5), row]))])
+            .await
+            .unwrap();
+        let Outcome::Rejected(errors) = &out[0] else {
+            panic!("{out:?}")
+        };
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].row, 2);
+        assert_eq!(errors[0].field.as_deref(), Some("retracts_event_id"));
+        assert_eq!(errors[0].message, message);
+    }
+    // A reversal cannot name a retraction; retracting is not reversing (id 2 is reversed,
+    // id 6 only retracted: a reversal of id 6 is still taken).
+    let out = w
+        .commit(&[sub(batch(&store, S, &[reversal(&id(13), &id(4))]))])
+        .await
+        .unwrap();
+    let Outcome::Rejected(errors) = &out[0] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        errors[0].message,
+        format!(
+            "names event {}, which is itself an event_retracted: it cannot be reversed",
+            id(4)
+        )
+    );
+    assert_eq!(store.stream_stats(S).await.unwrap().version, version);
+
+    // The rules hold across a restart: the index is rebuilt from the log.
+    drop(w);
+    let store2 = backend.again(&store).await;
+    let mut w2 = writer(&store2).await;
+    let out = w2
+        .commit(&[sub(batch(&store2, S, &[retraction(&id(14), &id(6))]))])
+        .await
+        .unwrap();
+    let Outcome::Rejected(errors) = &out[0] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(
+        errors[0].message,
+        format!("event {} is already retracted", id(6))
+    );
+    committed(
+        &w2.commit(&[sub(batch(&store2, S, &[reversal(&id(15), &id(6))]))])
+            .await
+            .unwrap()[0],
     );
 }
 

@@ -14,13 +14,13 @@ async fn pack_registers_once(backend: Backend) {
         let stats = store.stream_stats(&def.name).await.unwrap();
         assert_eq!(stats.version, 0, "{}", def.name);
         assert_eq!(stats.row_count, 0);
-        assert_eq!(stats.schema_version, 1);
+        assert_eq!(stats.schema_version, 2);
     }
     let again = backend.again(&store).await;
     for def in pack::province_pack() {
         assert_eq!(
             again.register(def).await.unwrap(),
-            Registration::Unchanged { schema_version: 1 }
+            Registration::Unchanged { schema_version: 2 }
         );
     }
     assert_eq!(
@@ -40,23 +40,23 @@ async fn optional_column_evolves(backend: Backend) {
 
     let mut v2 = pack::province_pack().remove(0);
     v2.columns
-        .push(ColumnDef::new("treasury_ref", ColumnType::String).since(2));
-    v2.schema_version = 2;
+        .push(ColumnDef::new("treasury_ref", ColumnType::String).since(3));
+    v2.schema_version = 3;
     let reg = store.register(v2.clone()).await.unwrap();
     assert_eq!(
         reg,
         Registration::Evolved {
-            from: 1,
-            to: 2,
+            from: 2,
+            to: 3,
             added: vec!["treasury_ref".into()]
         }
     );
     let stats = store.stream_stats("finance.budget").await.unwrap();
-    assert_eq!(stats.schema_version, 2);
+    assert_eq!(stats.schema_version, 3);
     assert_eq!(stats.row_count, 1, "old rows survive the evolution");
     assert_eq!(
         store.register(v2).await.unwrap(),
-        Registration::Unchanged { schema_version: 2 }
+        Registration::Unchanged { schema_version: 3 }
     );
     // The evolved stream takes rows with and without the new column.
     let mut w = StreamWriter::open(&store, "finance.budget", WriterConfig::default())
@@ -87,8 +87,8 @@ async fn removal_and_retype_refused(backend: Backend) {
     let store = backend.store().await;
     let mut v2 = pack::province_pack().remove(0);
     v2.columns
-        .push(ColumnDef::new("treasury_ref", ColumnType::String).since(2));
-    v2.schema_version = 2;
+        .push(ColumnDef::new("treasury_ref", ColumnType::String).since(3));
+    v2.schema_version = 3;
     store.register(v2).await.unwrap();
 
     // The v1 definition lacks treasury_ref: that would remove a column.
@@ -97,19 +97,19 @@ async fn removal_and_retype_refused(backend: Backend) {
     assert!(matches!(err, Error::SchemaConflict { .. }), "{err}");
     assert!(
         err.to_string()
-            .contains("column treasury_ref exists in the table but not in schema version 1: removing a column is refused"),
+            .contains("column treasury_ref exists in the table but not in schema version 2: removing a column is refused"),
         "{err}"
     );
 
     let mut retyped = pack::province_pack().remove(0);
     retyped
         .columns
-        .push(ColumnDef::new("treasury_ref", ColumnType::Long).since(2));
-    retyped.schema_version = 2;
+        .push(ColumnDef::new("treasury_ref", ColumnType::Long).since(3));
+    retyped.schema_version = 3;
     let err = store.register(retyped).await.unwrap_err();
     assert!(
         err.to_string()
-            .contains("column treasury_ref is string in the table but long in schema version 2: retyping a column is refused"),
+            .contains("column treasury_ref is string in the table but long in schema version 3: retyping a column is refused"),
         "{err}"
     );
     assert_eq!(
@@ -118,6 +118,6 @@ async fn removal_and_retype_refused(backend: Backend) {
             .await
             .unwrap()
             .schema_version,
-        2
+        3
     );
 }

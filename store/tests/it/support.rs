@@ -100,6 +100,11 @@ pub(crate) fn reversal(id: &str, target: &str) -> Value {
     json!({"event_id": id, "event_type": "entry_reversed", "reverses_event_id": target})
 }
 
+pub(crate) fn retraction(id: &str, target: &str) -> Value {
+    json!({"event_id": id, "event_type": "event_retracted", "retracts_event_id": target,
+           "retraction_reason": "sent by mistake"})
+}
+
 pub(crate) fn sub(batch: RecordBatch) -> Submission {
     Submission {
         batch,
