@@ -6,6 +6,7 @@
 //! versions it reflects.
 
 pub mod catalog;
+pub mod checked_sum;
 pub mod compute;
 pub mod encode;
 pub mod error;

@@ -195,6 +195,7 @@ impl SqlEngine {
             .build_arc()?;
         let ctx = self.tables.session(runtime).await?;
         crate::guard::install(&ctx, self.limits.value_bytes());
+        crate::checked_sum::install(&ctx);
         let limits = self.limits.clone();
         let sql = sql.to_owned();
         // Parsing, planning and execution on the query runtime, under the time limit.
@@ -245,6 +246,12 @@ impl SqlEngine {
 /// Memory exhaustion is the query's own limit; anything else is reported as it is.
 fn classify(e: datafusion::error::DataFusionError, limits: &SqlLimits) -> QueryError {
     let text = e.to_string();
+    if text.contains(crate::checked_sum::OVERFLOW) {
+        return QueryError::SumOverflow(format!(
+            "{}: a sum of the query does not fit a 64-bit integer (cast its argument to DOUBLE or DECIMAL for an approximate or wider sum)",
+            crate::checked_sum::OVERFLOW
+        ));
+    }
     if let Some(at) = text.find(crate::guard::MARK) {
         return QueryError::Limit(
             text[at + crate::guard::MARK.len()..]

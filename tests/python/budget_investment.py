@@ -3,6 +3,7 @@ of what the budget_execution and investment_disbursement views must total.
 
 usage: budget_investment.py <store-dir>   -> one JSON object:
   budget: {"<fiscal_year>|<agency>|<flow>": [estimate, actual]}  (actual net of reversals)
+Retracted events and their retractions count nowhere.
   investment: {"<year>|<project>": [allocated, disbursed, status]}  (latest status by time)
 """
 import os
@@ -16,7 +17,14 @@ store = sys.argv[1]
 con = duckdb.connect()
 for name, stream in (("budget", "finance.budget"), ("projects", "investment.projects")):
     files = DeltaTable(f"{store}/streams/{stream}").file_uris()
-    con.execute(f"CREATE VIEW {name} AS SELECT * FROM read_parquet({files!r})")
+    con.execute(f"CREATE VIEW {name}_raw AS SELECT * FROM read_parquet({files!r}, union_by_name = true)")
+    # A retraction takes its event out: the views count neither.
+    con.execute(f"""
+        CREATE VIEW {name} AS SELECT * FROM {name}_raw
+        WHERE event_type <> 'event_retracted'
+          AND event_id NOT IN (SELECT retracts_event_id FROM {name}_raw
+                               WHERE event_type = 'event_retracted' AND retracts_event_id IS NOT NULL)
+    """)
 
 budget = {}
 for fy, agency, flow, estimate, actual in con.execute("""

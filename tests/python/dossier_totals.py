@@ -1,6 +1,6 @@
 """Independent computation of the service_dossiers totals with DuckDB (PyPI), straight from
 the Parquet files of the service.dossiers Delta table (listed by the Python `deltalake`
-package). Prints one JSON object.
+package), without retracted events. Prints one JSON object.
 
 usage: dossier_totals.py <table-uri>
 """
@@ -14,7 +14,14 @@ from deltalake import DeltaTable
 files = DeltaTable(sys.argv[1]).file_uris()
 con = duckdb.connect()
 con.execute("SET TimeZone = 'UTC'")
-con.execute(f"CREATE VIEW ev AS SELECT * FROM read_parquet({files!r})")
+con.execute(f"CREATE VIEW raw AS SELECT * FROM read_parquet({files!r}, union_by_name = true)")
+# A retraction takes its event out: the view counts neither.
+con.execute("""
+CREATE VIEW ev AS SELECT * FROM raw
+WHERE event_type <> 'event_retracted'
+  AND event_id NOT IN (SELECT retracts_event_id FROM raw
+                       WHERE event_type = 'event_retracted' AND retracts_event_id IS NOT NULL)
+""")
 row = con.execute("""
 WITH received AS (
     SELECT entity_id,

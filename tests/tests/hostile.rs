@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use kho_tests::{Server, client, dossier_lines, stream_dataset};
+use kho_tests::{Server, client, dossier_lines, event_id, stream_dataset};
 use serde_json::{Value, json};
 
 fn chain(term: &str, op: &str, n: usize) -> String {
@@ -453,7 +453,7 @@ async fn implausible_events_are_refused_and_sums_never_wrap() {
     let line = |amount: &str, i: usize| {
         format!(
             "{}\n",
-            json!({"event_type": "estimate_assigned", "entity_id": format!("DT-{i}"), "occurred_at": "2021-01-05T08:00:00+07:00",
+            json!({"event_id": event_id(i as u64), "event_type": "estimate_assigned", "entity_id": format!("DT-{i}"), "occurred_at": "2021-01-05T08:00:00+07:00",
                    "fiscal_year": 2021, "agency_code": "STC", "flow": "expenditure", "category_code": "6001"})
             .to_string()
             .replacen('}', &format!(",\"amount_vnd\":{amount}}}"), 1)
@@ -492,6 +492,174 @@ async fn implausible_events_are_refused_and_sums_never_wrap() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(st, 422, "{body}");
     assert_eq!(body["error"]["code"], "sum_overflow", "{body}");
+    // So does SQL over the log, in every shape of sum.
+    for query in [
+        r#"select sum(amount_vnd) from finance.budget"#,
+        r#"select agency_code, sum(amount_vnd) from finance.budget group by agency_code"#,
+        r#"select sum(distinct amount_vnd + cast(substr(entity_id, 4) as bigint)) from finance.budget"#,
+        r#"select sum(amount_vnd) over (order by entity_id) from finance.budget"#,
+    ] {
+        let (st, body) = sql(&server, &center, query).await;
+        assert_eq!(st, 422, "{query}: {body}");
+        assert_eq!(body["error"]["code"], "sum_overflow", "{query}: {body}");
+    }
+    let (st, body) = sql(
+        &server,
+        &center,
+        r#"select sum(cast(amount_vnd as double)) as s from finance.budget"#,
+    )
+    .await;
+    assert_eq!(st, 200, "the way to a wider sum works: {body}");
+    // The way out: retract the events that should not be there (here 100 of them).
+    let retractions: String = (0..100u64)
+        .map(|i| retraction(100_000 + i, &event_id(i), &format!("DT-{i}")))
+        .collect();
+    let (st, body, _) = server
+        .append(
+            Some(&finance),
+            "finance.budget",
+            "application/x-ndjson",
+            retractions,
+            None,
+        )
+        .await;
+    assert_eq!(st, 201, "{body}");
+    let (st, body) = refresh(&server, &center, "budget_execution").await;
+    assert_eq!(st, 200, "{body}");
+    let rows = view_rows(&server, &center, "budget_execution").await;
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(
+        rows[0]["estimate_vnd"].as_i64(),
+        Some(9_200 * 1_000_000_000_000_000),
+        "{rows:?}"
+    );
+    healthz_ms(&server).await;
+}
+
+fn retraction(n: u64, target: &str, entity: &str) -> String {
+    format!(
+        "{}\n",
+        json!({"event_id": event_id(n), "event_type": "event_retracted", "entity_id": entity,
+               "occurred_at": chrono::Utc::now().to_rfc3339(), "retracts_event_id": target,
+               "retraction_reason": "entered by mistake"})
+    )
+}
+
+async fn refresh(server: &Server, token: &str, view: &str) -> (u16, Value) {
+    let r = client()
+        .post(server.url(&format!("/v1/views/{view}/refresh")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    let st = r.status().as_u16();
+    (st, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn view_rows(server: &Server, token: &str, view: &str) -> Vec<Value> {
+    let r = client()
+        .get(server.url(&format!("/v1/views/{view}")))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    r.json().await.unwrap()
+}
+
+/// A wrong event that passed every check (a typo in an agency code, a resolution time a few
+/// hours ahead) is taken out with a retraction; the views come back to what they were, the
+/// log keeps both, and a retraction is checked like any event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_events_are_retracted_and_the_views_recover() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(dir.path().to_str().unwrap(), &[]);
+    let services = server.token("sector", Some("services"), "portal").await;
+    let finance = server.token("sector", Some("finance"), "treasury").await;
+    let center = server.token("center", None, "ioc").await;
+    let post = |token: String, body: String| {
+        let server = &server;
+        async move {
+            server
+                .append(
+                    Some(&token),
+                    "service.dossiers",
+                    "application/x-ndjson",
+                    body,
+                    None,
+                )
+                .await
+        }
+    };
+    let (st, body, _) = post(services.clone(), dossier_lines(3, "STP")).await;
+    assert_eq!(st, 201, "{body}");
+    let (st, before) = refresh(&server, &center, "service_dossiers").await;
+    assert_eq!(st, 200, "{before}");
+    let rows_before = view_rows(&server, &center, "service_dossiers").await;
+
+    let ahead = (chrono::Utc::now() + chrono::Duration::hours(20)).to_rfc3339();
+    let wrong = format!(
+        "{}\n{}\n",
+        json!({"event_id": event_id(1), "event_type": "dossier_received", "entity_id": "HS-X", "occurred_at": "2021-03-11T08:00:00+07:00",
+               "procedure_code": "TTHC-1", "agency_code": "XA-SAI", "level": 2, "channel": "counter", "due_at": "2021-03-12T17:00:00+07:00"}),
+        json!({"event_id": event_id(2), "event_type": "dossier_resolved", "entity_id": "HS-STP-0", "occurred_at": ahead, "outcome": "approved"}),
+    );
+    let (st, body, _) = post(services.clone(), wrong).await;
+    assert_eq!(st, 201, "{body}");
+    let (_, wrong) = refresh(&server, &center, "service_dossiers").await;
+    assert_ne!(wrong["watermark"], before["watermark"], "{wrong}");
+    assert_eq!(
+        view_rows(&server, &center, "service_dossiers").await.len(),
+        rows_before.len() + 1
+    );
+
+    // A retraction is checked like any event.
+    let no_reason = retraction(10, &event_id(1), "HS-X")
+        .replace(r#","retraction_reason":"entered by mistake""#, "");
+    let unknown = retraction(11, &event_id(99), "HS-X");
+    for (body, field, says) in [
+        (
+            no_reason,
+            "retraction_reason",
+            "required for event type event_retracted".to_owned(),
+        ),
+        (
+            unknown,
+            "retracts_event_id",
+            format!(
+                "names event {}, which is not in stream service.dossiers",
+                event_id(99)
+            ),
+        ),
+    ] {
+        let (st, answer, _) = post(services.clone(), body).await;
+        assert_eq!(st, 400, "{answer}");
+        let e = &answer["error"]["details"]["errors"][0];
+        assert_eq!(e["field"], field, "{answer}");
+        assert_eq!(e["message"], says.as_str(), "{answer}");
+    }
+    let (st, answer, _) = post(finance, retraction(12, &event_id(1), "HS-X")).await;
+    assert_eq!(st, 403, "another sector cannot retract: {answer}");
+
+    let both = retraction(13, &event_id(1), "HS-X") + &retraction(14, &event_id(2), "HS-STP-0");
+    let (st, body, _) = post(services.clone(), both).await;
+    assert_eq!(st, 201, "{body}");
+    let (st, after) = refresh(&server, &center, "service_dossiers").await;
+    assert_eq!(st, 200, "{after}");
+    assert_eq!(after["watermark"], before["watermark"], "{after}");
+    assert_eq!(
+        view_rows(&server, &center, "service_dossiers").await,
+        rows_before
+    );
+    let (st, answer, _) = post(services.clone(), retraction(15, &event_id(2), "HS-STP-0")).await;
+    assert_eq!(st, 400, "{answer}");
+    assert_eq!(
+        answer["error"]["details"]["errors"][0]["message"],
+        format!("event {} is already retracted", event_id(2)).as_str()
+    );
+    // The log keeps everything: 3 + 2 wrong + 2 retractions.
+    let stream = server.stream(&services, "service.dossiers").await;
+    assert_eq!(stream["stats"]["row_count"], 7, "{stream}");
     healthz_ms(&server).await;
 }
 

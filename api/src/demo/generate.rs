@@ -43,7 +43,13 @@ pub(crate) fn year(seed: u64, year: i32) -> Vec<Feed> {
         Feed {
             stream: "service.dossiers",
             sector: "services",
-            lines: dossiers(&mut rng(seed, year, 2), year, growth),
+            lines: double_entries(
+                &mut rng(seed, year, 6),
+                dossiers(&mut rng(seed, year, 2), year, growth),
+                "\"dossier_received\"",
+                DOUBLE_ENTRIES,
+                year,
+            ),
         },
         Feed {
             stream: "service.feedback",
@@ -53,7 +59,13 @@ pub(crate) fn year(seed: u64, year: i32) -> Vec<Feed> {
         Feed {
             stream: "finance.budget",
             sector: "finance",
-            lines: budget(&mut rng(seed, year, 4), year, growth),
+            lines: double_entries(
+                &mut rng(seed, year, 7),
+                budget(&mut rng(seed, year, 4), year, growth),
+                "\"expenditure_paid\"",
+                DOUBLE_ENTRIES,
+                year,
+            ),
         },
         Feed {
             stream: "investment.projects",
@@ -61,6 +73,54 @@ pub(crate) fn year(seed: u64, year: i32) -> Vec<Feed> {
             lines: projects(&mut rng(seed, year, 5), year),
         },
     ]
+}
+
+/// Events per feed that a sector system sends twice by mistake and then retracts.
+pub(crate) const DOUBLE_ENTRIES: usize = 12;
+
+/// Mistakes and their corrections: `n` lines of `kind` are sent a second time under a new
+/// event id and entity (a double entry, as a clerk re-typing a form makes), and each is
+/// retracted a little later in the feed with its reason. The views count none of them; the
+/// log keeps them. A generator of its own, so the other events stay as they were.
+fn double_entries(
+    rng: &mut StdRng,
+    mut lines: Vec<String>,
+    kind: &str,
+    n: usize,
+    year: i32,
+) -> Vec<String> {
+    let candidates: Vec<usize> = (0..lines.len())
+        .filter(|&i| lines[i].contains(kind))
+        .collect();
+    if candidates.is_empty() {
+        return lines;
+    }
+    let mut picks: Vec<usize> = (0..n)
+        .map(|_| candidates[rng.random_range(0..candidates.len())])
+        .collect();
+    picks.sort_unstable();
+    picks.dedup();
+    // From the back, so that inserting keeps the earlier positions.
+    for &i in picks.iter().rev() {
+        let mut wrong: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&lines[i]).expect("the generator writes JSON objects");
+        let wrong_id = id(rng);
+        let entity = format!("{}-NHAP-LAI", wrong["entity_id"].as_str().unwrap_or("x"));
+        wrong.insert("event_id".into(), wrong_id.to_string().into());
+        wrong.insert("entity_id".into(), entity.clone().into());
+        let at = NaiveDateTime::parse_from_str(occurred(&lines[i]), "%Y-%m-%dT%H:%M:%S+07:00")
+            .expect("the generator writes local times");
+        let fixed_at = (at + Duration::days(rng.random_range(1..=5))).min(year_end(year));
+        let retraction = format!(
+            r#"{{"event_id":"{}","event_type":"event_retracted","entity_id":"{entity}","occurred_at":"{}","retracts_event_id":"{wrong_id}","retraction_reason":"Nhập trùng (double entry)"}}"#,
+            id(rng),
+            local(fixed_at)
+        );
+        let later = (i + 1 + rng.random_range(50..500)).min(lines.len());
+        lines.insert(later, retraction);
+        lines.insert(i + 1, serde_json::Value::Object(wrong).to_string());
+    }
+    lines
 }
 
 /// An independent generator per (seed, year, feed): feeds do not disturb each other.
@@ -903,7 +963,28 @@ mod tests {
     #[test]
     fn year_2021_has_the_report_counts() {
         let feeds = year(2021, FIRST_YEAR);
-        let lines = |s: &str| feeds.iter().find(|f| f.stream == s).unwrap().lines.clone();
+        // The lines as the views count them: without the double entries and their retractions.
+        let lines = |s: &str| {
+            let all = &feeds.iter().find(|f| f.stream == s).unwrap().lines;
+            let retracted: Vec<String> = all
+                .iter()
+                .filter(|l| l.contains("\"event_retracted\""))
+                .map(|l| {
+                    let v: serde_json::Value = serde_json::from_str(l).unwrap();
+                    v["retracts_event_id"].as_str().unwrap().to_owned()
+                })
+                .collect();
+            if s == "service.dossiers" || s == "finance.budget" {
+                assert_eq!(retracted.len(), DOUBLE_ENTRIES, "{s}");
+            }
+            all.iter()
+                .filter(|l| {
+                    !l.contains("\"event_retracted\"")
+                        && !retracted.iter().any(|r| l.contains(r.as_str()))
+                })
+                .cloned()
+                .collect::<Vec<String>>()
+        };
         let count =
             |ls: &[String], needle: &str| ls.iter().filter(|l| l.contains(needle)).count() as u64;
         let d = lines("service.dossiers");

@@ -49,7 +49,8 @@ impl Bars {
 
 /// Posts one feed. Batches carry `Idempotency-Key: demo-<seed>-<year>-<stream>-<n>`, so a
 /// retried batch is never written twice. Budget entries go one batch at a time: a reversal
-/// must follow the entry it reverses.
+/// must follow the entry it reverses. Retractions go last, once every batch of the feed is
+/// in, as a clerk's corrections follow what they correct.
 pub(crate) async fn push(
     http: &reqwest::Client,
     base: &str,
@@ -64,16 +65,49 @@ pub(crate) async fn push(
     } else {
         4
     };
-    let url = format!("{base}/v1/streams/{}/events", feed.stream);
-    let bar = bars.bars.get(feed.stream).cloned();
-    let stream = feed.stream;
+    let (corrections, events): (Vec<String>, Vec<String>) = feed
+        .lines
+        .into_iter()
+        .partition(|l| l.contains(r#""event_type":"event_retracted""#));
+    let mut total = 0;
+    for (lines, in_flight, kind) in [(events, in_flight, ""), (corrections, 1, "retractions-")] {
+        total += push_lines(
+            http,
+            base,
+            token,
+            &format!("demo-{seed}-{year}-{}-{kind}", feed.stream),
+            feed.stream,
+            lines,
+            in_flight,
+            bars,
+        )
+        .await?;
+    }
+    Ok(total)
+}
+
+/// Posts lines in batches of [`BATCH`], `in_flight` at a time, batch `i` with key
+/// `<key_prefix><i>`.
+#[allow(clippy::too_many_arguments)]
+async fn push_lines(
+    http: &reqwest::Client,
+    base: &str,
+    token: &str,
+    key_prefix: &str,
+    stream: &'static str,
+    lines: Vec<String>,
+    in_flight: usize,
+    bars: &Bars,
+) -> anyhow::Result<u64> {
+    let url = format!("{base}/v1/streams/{stream}/events");
+    let bar = bars.bars.get(stream).cloned();
     // Bodies are made as they are sent: only the batches in flight are in memory twice.
-    let lines = std::sync::Arc::new(feed.lines);
+    let lines = std::sync::Arc::new(lines);
     let batches = lines.len().div_ceil(BATCH);
     let mut sends = futures::stream::iter((0..batches).map(|i| {
         let chunk = &lines[i * BATCH..((i + 1) * BATCH).min(lines.len())];
         let (body, n) = (Bytes::from(chunk.join("\n")), chunk.len() as u64);
-        let key = format!("demo-{seed}-{year}-{stream}-{i}");
+        let key = format!("{key_prefix}{i}");
         let (http, url) = (http.clone(), url.clone());
         async move { post(&http, &url, token, &key, body).await.map(|()| n) }
     }))
