@@ -27,6 +27,10 @@ pub struct ExprLimits {
     pub max_depth: usize,
     /// `SELECT`s (subqueries and `UNION` members included); 0 refuses subqueries.
     pub max_queries: usize,
+    /// `||` operators. Each makes, for every row, a string as long as its operands together,
+    /// outside the guarded functions' accounting ([`crate::guard`]): a chain of ten thousand
+    /// over a 4 KiB column would make 40 MB a row.
+    pub max_concats: usize,
 }
 
 /// `/v1/sql`.
@@ -36,6 +40,7 @@ pub const SQL: ExprLimits = ExprLimits {
     max_tokens: 20_000,
     max_depth: 256,
     max_queries: 256,
+    max_concats: 32,
 };
 
 /// A dataset's row filter: one predicate over the source's columns.
@@ -45,6 +50,7 @@ pub const ROW_FILTER: ExprLimits = ExprLimits {
     max_tokens: 256,
     max_depth: 64,
     max_queries: 0,
+    max_concats: 8,
 };
 
 fn refuse(limits: &ExprLimits, message: String) -> QueryError {
@@ -89,6 +95,20 @@ pub fn check_text(text: &str, limits: &ExprLimits) -> Result<()> {
                 "has {} tokens; the limit is {}",
                 group(n),
                 group(limits.max_tokens)
+            ),
+        ));
+    }
+    let concats = tokens
+        .iter()
+        .filter(|t| matches!(t, Token::StringConcat))
+        .count();
+    if concats > limits.max_concats {
+        return Err(refuse(
+            limits,
+            format!(
+                "has {} `||` operators; the limit is {} (concat(…) takes many arguments at once)",
+                group(concats),
+                limits.max_concats
             ),
         ));
     }
@@ -201,6 +221,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("subquery"), "{e}");
+        let concats = |n: usize| format!("select {} from t", chain("topic", " || ", n + 1));
+        assert!(check_text(&concats(32), &SQL).is_ok());
+        let e = check_text(&concats(33), &SQL).unwrap_err().to_string();
+        assert!(e.contains("has 33 `||` operators; the limit is 32"), "{e}");
     }
 
     #[test]

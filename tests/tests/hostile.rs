@@ -321,6 +321,32 @@ async fn value_making_functions_are_bounded() {
         after < before + 768,
         "memory grew from {before} to {after} MiB"
     );
+    // `||` makes values outside the functions' accounting: its count is bounded instead.
+    for q in [
+        format!(
+            "select length({}) from service.dossiers",
+            chain("entity_id", " || ", 4_000)
+        ),
+        format!("select {} as s", chain("'xxxxxxxx'", "||", 40)),
+    ] {
+        let (st, body) = sql(&server, &center, &q).await;
+        assert_eq!(st, 400, "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("`||` operators; the limit is 32"),
+            "{body}"
+        );
+    }
+    let (st, body) = sql(
+        &server,
+        &center,
+        &format!("select length({}) as n", chain("'ab'", " || ", 32)),
+    )
+    .await;
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body[0]["n"], 64, "{body}");
     // Within the budget the functions work.
     let (st, body) = sql(&server, &center, "select length(repeat('x', 1000)) as n").await;
     assert_eq!(st, 200, "{body}");
