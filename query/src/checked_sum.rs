@@ -264,7 +264,7 @@ mod tests {
         for sql in [
             format!("SELECT sum(x) FROM {BIG}"),
             format!("SELECT sum(x) FROM {BIG} GROUP BY x % 2 = 1"),
-            format!("SELECT sum(DISTINCT x) FROM (VALUES (9223372036854775807), (1)) t(x)"),
+            "SELECT sum(DISTINCT x) FROM (VALUES (9223372036854775807), (1)) t(x)".to_owned(),
             format!(
                 "SELECT sum(x) OVER (ORDER BY x ROWS BETWEEN 1 PRECEDING AND CURRENT ROW) FROM {BIG}"
             ),
