@@ -392,7 +392,7 @@ mod tests {
     #[test]
     fn check_refuses_mismatched_version() {
         let mut def = crate::pack::province_pack().remove(0);
-        def.schema_version = 2;
-        assert!(def.check().unwrap_err().contains("schema version 2"));
+        def.schema_version = 3;
+        assert!(def.check().unwrap_err().contains("schema version 3"));
     }
 }
