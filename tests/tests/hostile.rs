@@ -67,7 +67,7 @@ async fn deep_and_long_expressions_get_400_and_the_process_lives() {
         ),
         (
             format!("select {}", chain("'a'", " || ", 1_000)),
-            "levels deep",
+            "`||` operators",
         ),
         (format!("select {}", chain("1", ",", 21_000)), "tokens"),
         (
