@@ -268,7 +268,6 @@ pub fn main() -> ExitCode {
 }
 
 async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
-    kho_store::deltalake::aws::register_handlers(None);
     let store = Store::open_with_pack(&args.store.store).await?;
     let admin_token = match args.admin_token {
         Some(t) => t,
@@ -321,7 +320,6 @@ pub(crate) async fn open_state(
 }
 
 async fn run_maintain(args: MaintainArgs) -> anyhow::Result<()> {
-    kho_store::deltalake::aws::register_handlers(None);
     let store = Store::open_with_pack(&args.store.store).await?;
     let keys: Vec<String> = if args.streams.is_empty() {
         store

@@ -18,10 +18,7 @@ use arrow::datatypes::{
     DataType, Field, Int64Type, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
 };
 use chrono::{DateTime, Utc};
-use kho_store::deltalake::DeltaTableError;
-use kho_store::deltalake::kernel::StructField;
-use kho_store::deltalake::protocol::SaveMode;
-use kho_store::{AsOf, Store, read_table, rows_added};
+use kho_store::{AsOf, Store, rows_added};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
@@ -234,47 +231,17 @@ struct Tail {
 impl AuditLog {
     /// Opens (creating on first use) the audit table and starts the append task.
     pub async fn open(store: Arc<Store>) -> Result<Self> {
-        let mut table = store.table_handle(AUDIT_KEY)?;
-        match table.load().await {
-            Ok(()) => {}
-            Err(DeltaTableError::NotATable(_)) => {
-                let fields: Vec<StructField> = schema()
-                    .fields()
-                    .iter()
-                    .map(|f| {
-                        let dt = match f.data_type() {
-                            DataType::Int64 => kho_store::deltalake::kernel::DataType::LONG,
-                            DataType::Timestamp(..) => {
-                                kho_store::deltalake::kernel::DataType::TIMESTAMP
-                            }
-                            _ => kho_store::deltalake::kernel::DataType::STRING,
-                        };
-                        StructField::new(f.name(), dt, f.is_nullable())
-                    })
-                    .collect();
-                let res = table
-                    .create()
-                    .with_save_mode(SaveMode::Ignore)
-                    .with_table_name("system.audit")
-                    .with_columns(fields)
-                    .with_configuration_property(
-                        kho_store::deltalake::TableProperty::AppendOnly,
-                        Some("true"),
-                    )
-                    .with_configuration_property(
-                        kho_store::deltalake::TableProperty::CheckpointInterval,
-                        Some("10"),
-                    )
-                    .await;
-                if let Err(e) = res {
-                    store
-                        .table(AUDIT_KEY, AsOf::Latest)
-                        .await
-                        .map_err(|_| CatalogError::from(e))?;
-                }
-            }
-            Err(e) => return Err(e.into()),
-        }
+        kho_store::create_if_absent(
+            &store,
+            AUDIT_KEY,
+            &kho_store::NewTable {
+                name: "system.audit".into(),
+                schema: schema(),
+                append_only: true,
+                checkpoint_interval: Some(10),
+            },
+        )
+        .await?;
         let tail = load_tail(&store).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(run(store.clone(), tail, rx));
@@ -296,7 +263,7 @@ impl AuditLog {
     /// Every entry, in order.
     pub async fn entries(&self) -> Result<Vec<Entry>> {
         let table = self.store.table(AUDIT_KEY, AsOf::Latest).await?;
-        from_batches(&read_table(&table).await?)
+        from_batches(&table.read().await?)
     }
 
     /// Recomputes the chain and names the first broken entry.
@@ -341,9 +308,9 @@ impl AuditLog {
 /// The last entry of the table (largest sequence number).
 async fn load_tail(store: &Store) -> Result<Tail> {
     let loaded = store.table(AUDIT_KEY, AsOf::Latest).await?;
-    let version = loaded.version().unwrap_or(0);
-    let entries = from_batches(&read_table(&loaded).await?)?;
-    let table = kho_store::Appender::from_table(AUDIT_KEY, loaded)?;
+    let version = loaded.version();
+    let entries = from_batches(&loaded.read().await?)?;
+    let table = kho_store::Appender::from_table(loaded)?;
     Ok(match entries.last() {
         Some(e) => Tail {
             version,
@@ -511,7 +478,7 @@ mod tests {
         let v = log.verify().await.unwrap();
         assert_eq!((v.entries, v.valid), (230, true), "{v:?}");
         let table = store.table(AUDIT_KEY, AsOf::Latest).await.unwrap();
-        let stats = kho_store::table_stats(&table).unwrap();
+        let stats = table.stats().unwrap();
         assert_eq!(stats.row_count, 230);
         assert!(stats.file_count < 100, "{stats:?}");
     }

@@ -62,10 +62,4 @@ impl From<arrow::error::ArrowError> for CatalogError {
     }
 }
 
-impl From<kho_store::deltalake::DeltaTableError> for CatalogError {
-    fn from(e: kho_store::deltalake::DeltaTableError) -> Self {
-        Self::Store(Box::new(e.into()))
-    }
-}
-
 pub type Result<T, E = CatalogError> = std::result::Result<T, E>;

@@ -18,9 +18,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::{SessionContext, col, lit};
 use hmac::{Hmac, KeyInit, Mac};
-use kho_store::deltalake::kernel::transaction::CommitProperties;
-use kho_store::deltalake::protocol::SaveMode;
-use kho_store::{AsOf, Store, stream_key};
+use kho_store::{AsOf, Rows, Store, stream_key};
 use rand::RngCore;
 use sha2::Sha256;
 
@@ -122,10 +120,9 @@ pub async fn materialize(store: &Store, spec: &DatasetSpec, version: u32) -> Res
             spec.source.name
         ))
     })?;
-    let source_version = table.version().unwrap_or(0);
+    let source_version = table.version();
     let ctx = SessionContext::new_with_config(kho_query::read::client_config());
-    table.update_datafusion_session(&ctx.state())?;
-    let mut df = ctx.read_table(table.table_provider().await?)?;
+    let mut df = ctx.read_table(table.provider(&ctx).await?)?;
     if let Some(filter) = &spec.row_filter {
         let predicate = df.parse_sql_expr(filter)?;
         df = df.filter(predicate)?;
@@ -156,39 +153,37 @@ pub async fn materialize(store: &Store, spec: &DatasetSpec, version: u32) -> Res
     }
     let df = kho_query::read::plain_strings(df.select(exprs)?)?;
     let release = crate::dataset::release_key(&spec.id, version);
-    let handle = store.table_handle(&release)?;
-    let write = match &spec.suppression {
+    let rows = match &spec.suppression {
         // Suppression weighs every cell against its groups: the release is built whole.
         Some(s) => {
             let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
             let batches = df.collect().await?;
-            handle.write(vec![suppress(&concat_batches(&schema, &batches)?, s)?])
+            Rows::Batches(vec![suppress(&concat_batches(&schema, &batches)?, s)?])
         }
         // Otherwise the plan streams from the source into the release's files.
-        None => {
-            let plan = df.logical_plan().clone();
-            handle.write(Vec::new()).with_input_plan(plan)
-        }
+        None => Rows::Plan(df.logical_plan().clone()),
     };
-    let table = write
-        .with_save_mode(SaveMode::ErrorIfExists)
-        .with_table_name(format!("{} v{version}", spec.id))
-        .with_description(&spec.metadata.title.en)
-        // One put-if-absent of version 0: a release racing another process's release of
-        // the same version loses outright (deltalake's retry would land it as an append).
-        .with_commit_properties(CommitProperties::default().with_max_retries(0))
-        .await
-        .map_err(|e| {
-            if kho_store::error::is_storage_fault(&e) {
-                return CatalogError::Store(Box::new(e.into()));
-            }
-            CatalogError::Conflict(format!(
-                "release {version} of {} could not be written: {}",
-                spec.id,
-                first_line(&e.to_string())
-            ))
-        })?;
-    let rows = kho_store::table_stats(&table)?.row_count;
+    // One put-if-absent of version 0: a release racing another process's release of the
+    // same version loses outright.
+    let table = kho_store::write_once(
+        store,
+        &release,
+        &format!("{} v{version}", spec.id),
+        &spec.metadata.title.en,
+        rows,
+    )
+    .await
+    .map_err(|e| {
+        if e.is_unavailable() {
+            return CatalogError::Store(Box::new(e));
+        }
+        CatalogError::Conflict(format!(
+            "release {version} of {} could not be written: {}",
+            spec.id,
+            first_line(&e.to_string())
+        ))
+    })?;
+    let rows = table.stats()?.row_count;
     Ok((rows, source_version))
 }
 
@@ -361,8 +356,7 @@ pub async fn read_release(
         .table(&dataset.release_key(version), AsOf::Latest)
         .await?;
     let ctx = SessionContext::new_with_config(kho_query::read::client_config());
-    table.update_datafusion_session(&ctx.state())?;
-    let mut df = ctx.read_table(table.table_provider().await?)?;
+    let mut df = ctx.read_table(table.provider(&ctx).await?)?;
     for (column, value) in filters {
         let Ok(field) = df.schema().field_with_unqualified_name(column) else {
             return Err(CatalogError::Invalid(format!(
@@ -395,8 +389,7 @@ pub async fn release_schema(store: &Store, dataset: &Dataset, version: u32) -> R
     let table = store
         .table(&dataset.release_key(version), AsOf::Latest)
         .await?;
-    let schema = table.snapshot()?.snapshot().arrow_schema();
-    Ok(schema)
+    Ok(table.schema()?)
 }
 
 #[cfg(test)]

@@ -7,8 +7,7 @@ use std::sync::Arc;
 use datafusion::catalog::MemorySchemaProvider;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::{SessionConfig, SessionContext};
-use kho_store::deltalake::{DeltaTable, DeltaTableError};
-use kho_store::{Store, stream_key};
+use kho_store::{Store, Table, stream_key};
 use tokio::sync::Mutex;
 
 use crate::error::Result;
@@ -17,7 +16,7 @@ use crate::views::VIEWS;
 /// Open tables, kept current.
 pub struct Tables {
     store: Arc<Store>,
-    open: Mutex<HashMap<String, DeltaTable>>,
+    open: Mutex<HashMap<String, Table>>,
 }
 
 impl std::fmt::Debug for Tables {
@@ -35,21 +34,17 @@ impl Tables {
     }
 
     /// The latest version of the table at `key`; `None` if it does not exist yet.
-    pub async fn latest(&self, key: &str) -> Result<Option<DeltaTable>> {
+    pub async fn latest(&self, key: &str) -> Result<Option<Table>> {
         let mut open = self.open.lock().await;
         if let Some(t) = open.get_mut(key) {
-            t.update_incremental(None).await?;
+            t.catch_up().await?;
             return Ok(Some(t.clone()));
         }
-        let mut t = self.store.table_handle(key)?;
-        match t.load().await {
-            Ok(()) => {
-                open.insert(key.to_owned(), t.clone());
-                Ok(Some(t))
-            }
-            Err(DeltaTableError::NotATable(_)) => Ok(None),
-            Err(e) => Err(e.into()),
+        let t = self.store.try_table(key).await?;
+        if let Some(t) = &t {
+            open.insert(key.to_owned(), t.clone());
         }
+        Ok(t)
     }
 
     /// A session over every stream and view, with the given runtime (memory pool).
@@ -70,8 +65,7 @@ impl Tables {
                 catalog.register_schema(schema, Arc::new(MemorySchemaProvider::new()))?;
             }
             if let Some(t) = self.latest(&stream_key(&def.name)).await? {
-                t.update_datafusion_session(&ctx.state())?;
-                let provider = t.table_provider().await?;
+                let provider = t.provider(&ctx).await?;
                 catalog
                     .schema(schema)
                     .expect("registered above")
@@ -80,8 +74,7 @@ impl Tables {
         }
         for v in &VIEWS {
             if let Some(t) = self.latest(&v.key()).await? {
-                t.update_datafusion_session(&ctx.state())?;
-                ctx.register_table(v.name, t.table_provider().await?)?;
+                ctx.register_table(v.name, t.provider(&ctx).await?)?;
             }
         }
         Ok(ctx)

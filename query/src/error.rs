@@ -53,10 +53,4 @@ impl From<datafusion::error::DataFusionError> for QueryError {
     }
 }
 
-impl From<kho_store::deltalake::DeltaTableError> for QueryError {
-    fn from(e: kho_store::deltalake::DeltaTableError) -> Self {
-        Self::Store(Box::new(e.into()))
-    }
-}
-
 pub type Result<T, E = QueryError> = std::result::Result<T, E>;

@@ -101,13 +101,12 @@ impl ViewEngine {
                 self.store().table(&key, AsOf::Latest).await?
             }
         };
-        let version = table.version().unwrap_or(0);
+        let version = table.version();
         let meta = commit_metadata(self.store(), &key, version)
             .await?
             .and_then(|m| serde_json::from_value(m).ok());
         let ctx = SessionContext::new_with_config(client_config());
-        table.update_datafusion_session(&ctx.state())?;
-        let mut df = ctx.read_table(table.table_provider().await?)?;
+        let mut df = ctx.read_table(table.provider(&ctx).await?)?;
         for f in filters {
             df = df.filter(f)?;
         }

@@ -14,6 +14,7 @@ use arrow::array::RecordBatch;
 
 use crate::error::{Error, Result};
 use crate::store::{AsOf, Store};
+use crate::table::Table;
 
 /// What an append came to.
 #[derive(Debug)]
@@ -44,11 +45,14 @@ impl Appender {
     /// Opens the table at `key` as of `version` (latest when `None`).
     pub async fn open(store: &Store, key: &str, version: Option<u64>) -> Result<Self> {
         let as_of = version.map_or(AsOf::Latest, AsOf::Version);
-        Self::from_table(key, store.table(key, as_of).await?)
+        Self::from_table(store.table(key, as_of).await?)
     }
 
     /// Appends after the version `table` is loaded at.
-    pub fn from_table(key: &str, table: DeltaTable) -> Result<Self> {
+    pub fn from_table(table: Table) -> Result<Self> {
+        let key = table.key().to_owned();
+        let key = key.as_str();
+        let table = table.into_delta();
         let state = table.snapshot().map_err(Error::delta(key))?.clone();
         Ok(Self {
             key: key.to_owned(),

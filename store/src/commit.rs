@@ -61,7 +61,7 @@ pub(crate) async fn commit_next(
 /// is no longer a live file of the table at `state`: a rewrite planned on an older version
 /// must not land on this one, or the rows of that file would be in the table twice (or a
 /// file another rewrite already replaced would come back).
-pub fn first_gone<'a>(state: &DeltaTableState, removed: &'a [String]) -> Option<&'a str> {
+pub(crate) fn first_gone<'a>(state: &DeltaTableState, removed: &'a [String]) -> Option<&'a str> {
     let live: HashSet<String> = state
         .log_data()
         .iter()

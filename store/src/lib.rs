@@ -38,20 +38,19 @@ pub mod pack;
 pub mod schema;
 pub mod store;
 pub mod syslog;
+pub mod table;
 pub mod writer;
 
 pub use appender::{Appended, Appender};
 pub use changes::{Changes, commit_metadata, latest_version, rows_added};
-pub use commit::{OverwriteMeta, first_gone, overwrite};
+pub use commit::{OverwriteMeta, overwrite};
 pub use error::{Error, Result, RowError};
 pub use index::Receipt;
 pub use location::Location;
 pub use maintain::{MaintenanceOptions, MaintenanceReport, maintain_table};
 pub use nodes::NodeInfo;
 pub use schema::{ColumnDef, ColumnType, EventTypeDef, Literal, StreamDef};
-pub use store::{AsOf, Registration, Store, TableStats, read_table, stream_key, table_stats};
+pub use store::{AsOf, Registration, Store, TableStats, stream_key};
 pub use syslog::{LogEntry, SystemLog};
+pub use table::{NewTable, Rows, Table, create_if_absent, write_once};
 pub use writer::{IdempotencyKey, Outcome, StreamWriter, Submission, WriterConfig};
-
-/// Re-exported so higher crates use the one copy of each.
-pub use deltalake;

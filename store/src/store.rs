@@ -14,6 +14,7 @@ use serde::Serialize;
 use crate::error::{Error, Result};
 use crate::location::Location;
 use crate::schema::{ColumnType, SINCE_VERSION_KEY, StreamDef, payload_field};
+use crate::table::Table;
 
 /// Which version of a table to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +71,10 @@ pub struct Store {
 impl Store {
     /// Opens the store at `spec` (see [`Location::parse`]). Registers no stream.
     pub fn open(spec: &str) -> Result<Arc<Self>> {
+        // deltalake registers its S3 handlers from a constructor; saying so here keeps
+        // `s3://` stores working should that constructor ever be dropped or not linked.
+        static S3_HANDLERS: std::sync::Once = std::sync::Once::new();
+        S3_HANDLERS.call_once(|| deltalake::aws::register_handlers(None));
         Ok(Arc::new(Self {
             location: Location::parse(spec)?,
             streams: RwLock::new(BTreeMap::new()),
@@ -139,12 +144,27 @@ impl Store {
     }
 
     /// A table handle at `key`, not loaded.
-    pub fn table_handle(&self, key: &str) -> Result<DeltaTable> {
+    pub(crate) fn table_handle(&self, key: &str) -> Result<DeltaTable> {
         Ok(self.location.builder(key)?.build()?)
     }
 
     /// The table at `key`, loaded as of `as_of`.
-    pub async fn table(&self, key: &str, as_of: AsOf) -> Result<DeltaTable> {
+    pub async fn table(&self, key: &str, as_of: AsOf) -> Result<Table> {
+        Ok(Table::new(key, self.delta_table(key, as_of).await?))
+    }
+
+    /// The latest version of the table at `key`, or `None` if there is no table there yet.
+    pub async fn try_table(&self, key: &str) -> Result<Option<Table>> {
+        let mut table = self.table_handle(key)?;
+        match table.load().await {
+            Ok(()) => Ok(Some(Table::new(key, table))),
+            Err(DeltaTableError::NotATable(_)) => Ok(None),
+            Err(e) => Err(Error::delta(key)(e)),
+        }
+    }
+
+    /// The Delta table at `key`, loaded as of `as_of`.
+    pub(crate) async fn delta_table(&self, key: &str, as_of: AsOf) -> Result<DeltaTable> {
         let mut table = self.table_handle(key)?;
         if let AsOf::Version(v) = as_of {
             let latest = table
@@ -204,21 +224,19 @@ impl Store {
     }
 
     /// The table of a registered stream.
-    pub async fn stream_table(&self, stream: &str, as_of: AsOf) -> Result<DeltaTable> {
+    pub async fn stream_table(&self, stream: &str, as_of: AsOf) -> Result<Table> {
         self.stream(stream)?;
         self.table(&stream_key(stream), as_of).await
     }
 
     /// Every row of a stream as of a version or time, in no particular order.
     pub async fn read_stream(&self, stream: &str, as_of: AsOf) -> Result<Vec<RecordBatch>> {
-        let table = self.stream_table(stream, as_of).await?;
-        read_table(&table).await
+        self.stream_table(stream, as_of).await?.read().await
     }
 
     /// Version, row count and last commit time of a stream.
     pub async fn stream_stats(&self, stream: &str) -> Result<TableStats> {
-        let table = self.stream_table(stream, AsOf::Latest).await?;
-        table_stats(&table)
+        self.stream_table(stream, AsOf::Latest).await?.stats()
     }
 
     /// Registers a stream definition: creates its table on first start, adds the new optional
@@ -388,7 +406,7 @@ fn is_missing_version(e: &DeltaTableError) -> bool {
 }
 
 /// Reads every row of a loaded table through DataFusion.
-pub async fn read_table(table: &DeltaTable) -> Result<Vec<RecordBatch>> {
+pub(crate) async fn read_delta(table: &DeltaTable) -> Result<Vec<RecordBatch>> {
     let ctx = SessionContext::new();
     table.update_datafusion_session(&ctx.state())?;
     let provider = table.table_provider().await?;
@@ -401,7 +419,7 @@ pub async fn read_table(table: &DeltaTable) -> Result<Vec<RecordBatch>> {
 }
 
 /// Version, row count, size and last commit time of a loaded table, from the log alone.
-pub fn table_stats(table: &DeltaTable) -> Result<TableStats> {
+pub(crate) fn stats_of(table: &DeltaTable) -> Result<TableStats> {
     let snapshot = table.snapshot()?;
     let mut row_count = 0u64;
     let mut size_bytes = 0u64;

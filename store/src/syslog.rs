@@ -7,14 +7,12 @@ use std::sync::Arc;
 use arrow::array::{AsArray, RecordBatch, StringArray, TimestampMicrosecondArray};
 use arrow::datatypes::{Field, Schema, SchemaRef};
 use chrono::{DateTime, Utc};
-use deltalake::DeltaTableError;
-use deltalake::kernel::StructField;
 use deltalake::protocol::SaveMode;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::schema::{ColumnType, UTC};
-use crate::store::{AsOf, Store, read_table};
+use crate::store::{AsOf, Store};
 
 /// One entry of a system log.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -69,29 +67,17 @@ pub struct SystemLog {
 impl SystemLog {
     /// Opens the log, creating its table on first use.
     pub async fn open(store: Arc<Store>, key: &str) -> Result<Self> {
-        let mut table = store.table_handle(key)?;
-        match table.load().await {
-            Ok(()) => {}
-            Err(DeltaTableError::NotATable(_)) => {
-                let res = table
-                    .create()
-                    .with_save_mode(SaveMode::Ignore)
-                    .with_table_name(key.replace('/', "."))
-                    .with_columns(
-                        COLUMNS
-                            .iter()
-                            .map(|(n, t)| StructField::new(*n, t.delta(), false)),
-                    )
-                    .with_configuration_property(deltalake::TableProperty::AppendOnly, Some("true"))
-                    .await;
-                if let Err(e) = res {
-                    // Lost a creation race: the table must now exist.
-                    let mut again = store.table_handle(key)?;
-                    again.load().await.map_err(|_| Error::delta(key)(e))?;
-                }
-            }
-            Err(e) => return Err(Error::delta(key)(e)),
-        }
+        crate::table::create_if_absent(
+            &store,
+            key,
+            &crate::table::NewTable {
+                name: key.replace('/', "."),
+                schema: arrow_schema(),
+                append_only: true,
+                checkpoint_interval: None,
+            },
+        )
+        .await?;
         Ok(Self {
             store,
             key: key.to_owned(),
@@ -127,7 +113,7 @@ impl SystemLog {
                 )),
             ],
         )?;
-        let table = self.store.table(&self.key, AsOf::Latest).await?;
+        let table = self.store.delta_table(&self.key, AsOf::Latest).await?;
         let table = table
             .write(vec![batch])
             .with_save_mode(SaveMode::Append)
@@ -149,9 +135,9 @@ impl SystemLog {
     /// Every entry, in the order made, with the version read.
     pub async fn read_all(&self) -> Result<(u64, Vec<LogEntry>)> {
         let table = self.store.table(&self.key, AsOf::Latest).await?;
-        let version = table.version().unwrap_or(0);
+        let version = table.version();
         let mut out = Vec::new();
-        for b in read_table(&table).await? {
+        for b in table.read().await? {
             let col = |name: &str| b.column_by_name(name).map(|c| c.as_string::<i32>());
             let (Some(ids), Some(types), Some(actors), Some(payloads)) = (
                 col("event_id"),

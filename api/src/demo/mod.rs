@@ -48,7 +48,6 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
         (1..=50).contains(&args.scale),
         "--scale takes 1 to 50 (years of data)"
     );
-    kho_store::deltalake::aws::register_handlers(None);
     refuse_live_store(&args.store).await?;
     prepare_store(&args.store)?;
     let store = kho_store::Store::open_with_pack(&args.store).await?;

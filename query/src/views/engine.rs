@@ -13,7 +13,7 @@ use arrow::array::RecordBatch;
 use arrow::datatypes::TimestampMicrosecondType;
 use chrono::{DateTime, Utc};
 use kho_store::{
-    AsOf, OverwriteMeta, Store, commit_metadata, latest_version, read_table, rows_added, stream_key,
+    AsOf, OverwriteMeta, Store, commit_metadata, latest_version, rows_added, stream_key,
 };
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
@@ -265,12 +265,12 @@ impl ViewEngine {
                 Some(at) => AsOf::Version(at.get(*source).copied().unwrap_or(0)),
             };
             let table = self.store.table(&stream_key(source), as_of).await?;
-            let batches = retracted::without_retracted(read_table(&table).await?)?;
+            let batches = retracted::without_retracted(table.read().await?)?;
             fold.apply(source, &batches)?;
             marks.insert(
                 (*source).to_owned(),
                 SourceMark {
-                    version: table.version().unwrap_or(0),
+                    version: table.version(),
                     newest_occurred_at: newest_occurred(&batches),
                 },
             );

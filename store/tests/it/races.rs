@@ -8,7 +8,7 @@ use arrow::array::{Int64Array, RecordBatch};
 use arrow::datatypes::{DataType, Field, Schema};
 use kho_store::{
     AsOf, MaintenanceOptions, OverwriteMeta, StreamWriter, WriterConfig, maintain_table, overwrite,
-    read_table, stream_key,
+    stream_key,
 };
 
 use crate::support::{Backend, batch, id, ids, revenue, sub};
@@ -120,7 +120,8 @@ async fn racing_overwrites_leave_one_copy(backend: Backend) {
             h.await.unwrap().unwrap();
         }
         let table = store.table(key, AsOf::Latest).await.unwrap();
-        let mut got: Vec<i64> = read_table(&table)
+        let mut got: Vec<i64> = table
+            .read()
             .await
             .unwrap()
             .iter()
@@ -143,35 +144,4 @@ async fn racing_overwrites_leave_one_copy(backend: Backend) {
         assert_eq!(got, (base..base + 10).collect::<Vec<_>>(), "round {round}");
         assert_eq!(base % 1000, round * 10, "round {round}: rows of this round");
     }
-}
-
-/// The upstream bug kho works around, kept as a minimal reproduction: with deltalake's
-/// own `optimize`, two compactions loaded at the same version both land (the second's
-/// conflict check lets its `dataChange = false` removes of already removed files pass,
-/// delta-rs #3982), and every compacted row is in the table twice. The day this fails,
-/// upstream fixed it: revisit `kho_store::commit` (kho's check can stay, it is cheap).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn upstream_optimize_still_duplicates_under_a_race() {
-    let backend = Backend::local();
-    let store = backend.store().await;
-    let mut w = StreamWriter::open(&store, S, WriterConfig::default())
-        .await
-        .unwrap();
-    for i in 0..4u32 {
-        w.commit(&[sub(batch(&store, S, &[revenue(&id(i), 1)]))])
-            .await
-            .unwrap();
-    }
-    let a = store.stream_table(S, AsOf::Latest).await.unwrap();
-    let b = store.stream_table(S, AsOf::Latest).await.unwrap();
-    a.optimize().await.unwrap();
-    // Had deltalake's conflict check caught it, this would be an error and nothing doubled.
-    let _ = b.optimize().await;
-    let rows = ids(&store, S, AsOf::Latest).await;
-    assert_eq!(
-        rows.len(),
-        8,
-        "deltalake's optimize no longer lands twice ({} rows for 4 events): upstream fixed #3982; revisit kho_store::commit",
-        rows.len()
-    );
 }

@@ -1,6 +1,6 @@
 //! Many-processes benchmark: append throughput of one and of two `kho serve` on one store
 //! (local disk, and S3 when `KHO_TEST_S3_URL` points at a moto server), and the cost of
-//! the commit-time check a compaction makes (`kho_store::first_gone`) by number of live
+//! the commit-time check a compaction makes (`kho_store::Table::first_gone`) by number of live
 //! files.
 //!
 //! ```text
@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
-use kho_store::{AsOf, Store, StreamWriter, Submission, WriterConfig, first_gone, stream_key};
+use kho_store::{AsOf, Store, StreamWriter, Submission, WriterConfig, stream_key};
 use kho_tests::{Server, client};
 
 const BATCH: usize = 1_000;
@@ -122,17 +122,12 @@ async fn check_cost(files: usize) -> (f64, usize) {
         .table(&stream_key("finance.budget"), AsOf::Latest)
         .await
         .unwrap();
-    let state = table.snapshot().unwrap().clone();
     // What a compaction of every file removes.
-    let removed: Vec<String> = state
-        .log_data()
-        .iter()
-        .map(|f| f.path().into_owned())
-        .collect();
+    let removed = table.files().unwrap();
     let rounds = 50;
     let started = Instant::now();
     for _ in 0..rounds {
-        assert!(first_gone(&state, &removed).is_none());
+        assert!(table.first_gone(&removed).unwrap().is_none());
     }
     (
         started.elapsed().as_secs_f64() * 1e6 / f64::from(rounds),
