@@ -1,11 +1,10 @@
-//! kho-api: the HTTP face of kho and its command line. The only crate that knows HTTP.
+//! kho-api: the HTTP face of kho (router, routes, authentication, errors, the accept
+//! loop). The only crate that knows HTTP; the `kho` binary crate starts it.
 //!
 //! Routes live in [`routes`], one module per resource; errors become statuses in
 //! [`error`] alone; callers are authenticated in [`auth`].
 
 pub mod auth;
-pub mod cli;
-pub mod demo;
 pub mod error;
 pub mod listen;
 pub mod metrics;

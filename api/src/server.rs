@@ -18,6 +18,18 @@ use crate::metrics::Metrics;
 use crate::ratelimit::Limiter;
 use crate::routes;
 
+/// Why a server could not start or stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error(transparent)]
+    Store(#[from] kho_store::Error),
+    #[error(transparent)]
+    Catalog(#[from] kho_catalog::CatalogError),
+    #[error("cannot listen: {0}")]
+    Listen(#[from] std::io::Error),
+}
+
 /// Settings of the HTTP layer.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -62,7 +74,7 @@ impl AppState {
         ingest: IngestConfig,
         sql: SqlLimits,
         config: ServerConfig,
-    ) -> anyhow::Result<Self> {
+    ) -> Result<Self, StartError> {
         let governance = Governance::open(store.clone(), admin_token).await?;
         let ingest_metrics = IngestMetrics::default();
         let metrics = Arc::new(Metrics::new(&ingest_metrics));
@@ -159,7 +171,7 @@ fn conn_limits(state: &AppState) -> ConnLimits {
 }
 
 /// Serves until Ctrl-C or SIGTERM. Prints the bound address on stdout first.
-pub async fn serve(state: AppState, listen: SocketAddr) -> anyhow::Result<()> {
+pub async fn serve(state: AppState, listen: SocketAddr) -> Result<(), StartError> {
     let listener = TcpListener::bind(listen).await?;
     serve_on(state, listener, shutdown_signal()).await
 }
@@ -169,7 +181,7 @@ pub async fn serve_on(
     state: AppState,
     listener: TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> anyhow::Result<()> {
+) -> Result<(), StartError> {
     let addr = listener.local_addr()?;
     // The heartbeat tells other tools this store is in use (`kho demo` refuses it).
     let mut node = NodeInfo::this_process(&format!("http://{addr}"));

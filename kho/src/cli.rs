@@ -11,7 +11,7 @@ use kho_query::SqlLimits;
 use kho_store::{MaintenanceOptions, Store, WriterConfig, maintain_table, stream_key};
 use rand::RngCore;
 
-use crate::server::{AppState, ServerConfig, serve};
+use kho_api::server::{AppState, ServerConfig, serve};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -19,13 +19,13 @@ use crate::server::{AppState, ServerConfig, serve};
     version,
     about = "kho: the province's shared event store, views and open-data catalog"
 )]
-pub struct Cli {
+pub(crate) struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub(crate) command: Command,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Serve the HTTP API.
     Serve(ServeArgs),
     /// Compact, checkpoint and (with --vacuum) vacuum the store's tables, then exit.
@@ -36,83 +36,91 @@ pub enum Command {
 }
 
 #[derive(Debug, Args, Clone)]
-pub struct StoreArgs {
+pub(crate) struct StoreArgs {
     /// Where the data lives: a directory, file:///dir, s3://bucket/prefix (AWS_* variables), or memory://.
     #[arg(long, env = "KHO_STORE", default_value = "./kho-data")]
-    pub store: String,
+    pub(crate) store: String,
 }
 
 #[derive(Debug, Args, Clone)]
-pub struct ServeArgs {
+pub(crate) struct ServeArgs {
     #[command(flatten)]
-    pub store: StoreArgs,
-    /// Address to listen on (port 0 picks a free port; the address is printed).
-    #[arg(long, env = "KHO_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
-    /// The bootstrap admin token (at least 16 characters). Generated and printed when unset.
-    #[arg(long, env = "KHO_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
+    pub(crate) store: StoreArgs,
     #[command(flatten)]
-    pub ingest: IngestArgs,
-    #[command(flatten)]
-    pub views: ViewArgs,
-    #[command(flatten)]
-    pub sql: SqlArgs,
+    pub(crate) server: ServerArgs,
     /// Compact and checkpoint every stream this often, in seconds (0: only by commit count).
     #[arg(long, env = "KHO_MAINTAIN_EVERY_SECS", default_value_t = 3600)]
-    pub maintain_every_secs: u64,
+    pub(crate) maintain_every_secs: u64,
+}
+
+/// What `serve` and `demo` share: where the server listens, its admin token, and how it
+/// admits, refreshes, queries and shares.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct ServerArgs {
+    /// Address to listen on (port 0 picks a free port; the address is printed).
+    #[arg(long, env = "KHO_LISTEN", default_value = "127.0.0.1:8080")]
+    pub(crate) listen: SocketAddr,
+    /// The bootstrap admin token (at least 16 characters). Generated and printed when unset.
+    #[arg(long, env = "KHO_ADMIN_TOKEN", hide_env_values = true)]
+    pub(crate) admin_token: Option<String>,
     #[command(flatten)]
-    pub catalog: CatalogArgs,
+    pub(crate) ingest: IngestArgs,
+    #[command(flatten)]
+    pub(crate) views: ViewArgs,
+    #[command(flatten)]
+    pub(crate) sql: SqlArgs,
+    #[command(flatten)]
+    pub(crate) catalog: CatalogArgs,
 }
 
 #[derive(Debug, Args, Clone)]
-pub struct CatalogArgs {
+pub(crate) struct CatalogArgs {
     /// The public URL of this server, for the links in the catalog (default: the request's host).
     #[arg(long, env = "KHO_PUBLIC_URL")]
-    pub public_url: Option<String>,
+    pub(crate) public_url: Option<String>,
     /// Data pulls a minute per anonymous client (counted by salted IP hash).
     #[arg(long, env = "KHO_PULLS_PER_MIN_ANONYMOUS", default_value_t = 60)]
-    pub pulls_per_min_anonymous: u32,
+    pub(crate) pulls_per_min_anonymous: u32,
     /// Data pulls a minute per token.
     #[arg(long, env = "KHO_PULLS_PER_MIN_TOKEN", default_value_t = 600)]
-    pub pulls_per_min_token: u32,
+    pub(crate) pulls_per_min_token: u32,
 }
 
 #[derive(Debug, Args, Clone)]
-pub struct IngestArgs {
+pub(crate) struct IngestArgs {
     /// The largest request body, in bytes.
     #[arg(long, env = "KHO_BODY_LIMIT", default_value_t = 64 * 1024 * 1024)]
-    pub body_limit: usize,
+    pub(crate) body_limit: usize,
     /// Seconds a connection may take to send a request's headers (idle connections too).
     #[arg(long, env = "KHO_HEADER_TIMEOUT_SECS", default_value_t = 10)]
-    pub header_timeout_secs: u64,
+    pub(crate) header_timeout_secs: u64,
     /// Seconds a request body may pause between two chunks.
     #[arg(long, env = "KHO_BODY_TIMEOUT_SECS", default_value_t = 30)]
-    pub body_timeout_secs: u64,
+    pub(crate) body_timeout_secs: u64,
     /// MiB of request bodies all clients together may be sending; past it, 503.
     #[arg(long, env = "KHO_BODIES_IN_FLIGHT_MB", default_value_t = 512)]
-    pub bodies_in_flight_mb: usize,
+    pub(crate) bodies_in_flight_mb: usize,
     /// How long a commit waits for more requests to share it, in milliseconds.
     #[arg(long, env = "KHO_COMMIT_WINDOW_MS", default_value_t = 0)]
-    pub commit_window_ms: u64,
+    pub(crate) commit_window_ms: u64,
     /// The most events one request may carry.
     #[arg(long, env = "KHO_MAX_BATCH_EVENTS", default_value_t = 100_000)]
-    pub max_batch_events: usize,
+    pub(crate) max_batch_events: usize,
     /// The most events waiting for a commit; beyond it requests get 429.
     #[arg(long, env = "KHO_MAX_QUEUED_EVENTS", default_value_t = 1_000_000)]
-    pub max_queued_events: usize,
+    pub(crate) max_queued_events: usize,
     /// Compact a stream after this many commits (0: never automatically).
     #[arg(long, env = "KHO_COMPACT_EVERY", default_value_t = 20)]
-    pub compact_every: u64,
+    pub(crate) compact_every: u64,
     /// How long an Idempotency-Key is remembered, in hours.
     #[arg(long, env = "KHO_IDEMPOTENCY_HOURS", default_value_t = 168)]
-    pub idempotency_hours: u64,
+    pub(crate) idempotency_hours: u64,
     /// The earliest `occurred_at` accepted (RFC 3339); older events are refused.
     #[arg(long, env = "KHO_OCCURRED_AFTER", default_value = "1975-01-01T00:00:00Z", value_parser = parse_instant)]
-    pub occurred_after: chrono::DateTime<chrono::Utc>,
+    pub(crate) occurred_after: chrono::DateTime<chrono::Utc>,
     /// How far ahead of the server's clock an `occurred_at` may be, in hours.
     #[arg(long, env = "KHO_OCCURRED_AHEAD_HOURS", default_value_t = 24)]
-    pub occurred_ahead_hours: u64,
+    pub(crate) occurred_ahead_hours: u64,
 }
 
 fn parse_instant(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
@@ -122,7 +130,7 @@ fn parse_instant(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
 }
 
 impl IngestArgs {
-    pub fn config(&self) -> IngestConfig {
+    pub(crate) fn config(&self) -> IngestConfig {
         IngestConfig {
             commit_window: Duration::from_millis(self.commit_window_ms),
             max_batch_events: self.max_batch_events,
@@ -139,33 +147,33 @@ impl IngestArgs {
 }
 
 #[derive(Debug, Args, Clone)]
-pub struct ViewArgs {
+pub(crate) struct ViewArgs {
     /// After a commit, wait this long for more before refreshing the views it touches (ms).
     #[arg(long, env = "KHO_VIEW_DEBOUNCE_MS", default_value_t = 200)]
-    pub view_debounce_ms: u64,
+    pub(crate) view_debounce_ms: u64,
     /// Check every view against its sources this often (s), for other processes' commits.
     #[arg(long, env = "KHO_VIEW_POLL_SECS", default_value_t = 10)]
-    pub view_poll_secs: u64,
+    pub(crate) view_poll_secs: u64,
 }
 
 #[derive(Debug, Args, Clone)]
-pub struct SqlArgs {
+pub(crate) struct SqlArgs {
     /// Memory one SQL query may use, in MiB; past it the query fails.
     #[arg(long, env = "KHO_SQL_MEMORY_MB", default_value_t = 512)]
-    pub sql_memory_mb: usize,
+    pub(crate) sql_memory_mb: usize,
     /// Time one SQL query may run, in milliseconds.
     #[arg(long, env = "KHO_SQL_TIMEOUT_MS", default_value_t = 30_000)]
-    pub sql_timeout_ms: u64,
+    pub(crate) sql_timeout_ms: u64,
     /// Most rows one SQL result may have.
     #[arg(long, env = "KHO_SQL_MAX_ROWS", default_value_t = 100_000)]
-    pub sql_max_rows: usize,
+    pub(crate) sql_max_rows: usize,
     /// SQL queries running at once; more wait.
     #[arg(long, env = "KHO_SQL_CONCURRENCY", default_value_t = 2)]
-    pub sql_concurrency: usize,
+    pub(crate) sql_concurrency: usize,
 }
 
 impl SqlArgs {
-    pub fn limits(&self) -> SqlLimits {
+    pub(crate) fn limits(&self) -> SqlLimits {
         SqlLimits {
             memory_bytes: self.sql_memory_mb.max(1) * 1024 * 1024,
             timeout: Duration::from_millis(self.sql_timeout_ms.max(1)),
@@ -176,55 +184,44 @@ impl SqlArgs {
 }
 
 #[derive(Debug, Args, Clone)]
-pub struct DemoArgs {
+pub(crate) struct DemoArgs {
     /// Where the demo's data goes. The default directory is the demo's own: each run starts
     /// it over. Another directory must be new or empty.
     #[arg(long, default_value = "./kho-demo")]
-    pub store: String,
-    #[arg(long, env = "KHO_LISTEN", default_value = "127.0.0.1:8080")]
-    pub listen: SocketAddr,
-    /// The admin token (at least 16 characters). Generated and printed when unset.
-    #[arg(long, env = "KHO_ADMIN_TOKEN", hide_env_values = true)]
-    pub admin_token: Option<String>,
+    pub(crate) store: String,
+    #[command(flatten)]
+    pub(crate) server: ServerArgs,
     /// Seed of the generator: the same seed gives the same events.
     #[arg(long, default_value_t = 2021)]
-    pub seed: u64,
+    pub(crate) seed: u64,
     /// Years of data from 2021 on: N times the volume (2021 stays the report's year).
     #[arg(long, default_value_t = 1)]
-    pub scale: u32,
+    pub(crate) scale: u32,
     /// Exit after the summary instead of serving (exit code 1 if a figure does not match).
     #[arg(long)]
-    pub exit: bool,
-    #[command(flatten)]
-    pub ingest: IngestArgs,
-    #[command(flatten)]
-    pub views: ViewArgs,
-    #[command(flatten)]
-    pub sql: SqlArgs,
-    #[command(flatten)]
-    pub catalog: CatalogArgs,
+    pub(crate) exit: bool,
 }
 
 #[derive(Debug, Args, Clone)]
-pub struct MaintainArgs {
+pub(crate) struct MaintainArgs {
     #[command(flatten)]
-    pub store: StoreArgs,
+    pub(crate) store: StoreArgs,
     /// Only these streams (default: every stream, view, the governance log and the audit log).
     #[arg(long = "stream")]
-    pub streams: Vec<String>,
+    pub(crate) streams: Vec<String>,
     /// Also delete files no version within the retention needs.
     #[arg(long)]
-    pub vacuum: bool,
+    pub(crate) vacuum: bool,
     /// Vacuum retention in hours: versions committed within it stay readable (minimum 1).
     #[arg(long, default_value_t = 168)]
-    pub retain_hours: u64,
+    pub(crate) retain_hours: u64,
     /// Skip compaction.
     #[arg(long)]
-    pub no_compact: bool,
+    pub(crate) no_compact: bool,
 }
 
 /// Parses the command line and runs it.
-pub fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -269,8 +266,8 @@ pub fn main() -> ExitCode {
 
 async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = Store::open_with_pack(&args.store.store).await?;
-    let admin_token = match args.admin_token {
-        Some(t) => t,
+    let admin_token = match &args.server.admin_token {
+        Some(t) => t.clone(),
         None => {
             let t = random_token();
             eprintln!("KHO_ADMIN_TOKEN is not set; this run's admin token is {t}");
@@ -280,34 +277,35 @@ async fn run_serve(args: ServeArgs) -> anyhow::Result<()> {
     let state = open_state(
         store,
         &admin_token,
-        &args.ingest,
-        &args.views,
-        &args.sql,
-        &args.catalog,
+        &args.server,
         Duration::from_secs(args.maintain_every_secs),
     )
     .await?;
-    serve(state, args.listen).await
+    Ok(serve(state, args.server.listen).await?)
 }
 
 /// The server's state from the flags `serve` and `demo` share.
 pub(crate) async fn open_state(
     store: Arc<Store>,
     admin_token: &str,
-    ingest: &IngestArgs,
-    views: &ViewArgs,
-    sql: &SqlArgs,
-    catalog: &CatalogArgs,
+    server: &ServerArgs,
     maintain_every: Duration,
 ) -> anyhow::Result<AppState> {
+    let ServerArgs {
+        ingest,
+        views,
+        sql,
+        catalog,
+        ..
+    } = server;
     let config = ServerConfig {
         body_limit: ingest.body_limit,
-        conn: crate::listen::ConnLimits {
+        conn: kho_api::listen::ConnLimits {
             header_timeout: Duration::from_secs(ingest.header_timeout_secs.max(1)),
             body_chunk_timeout: Duration::from_secs(ingest.body_timeout_secs.max(1)),
             bodies_in_flight: ingest.bodies_in_flight_mb.max(1) * 1024 * 1024,
             body_limit: ingest.body_limit,
-            ..crate::listen::ConnLimits::default()
+            ..kho_api::listen::ConnLimits::default()
         },
         view_debounce: Duration::from_millis(views.view_debounce_ms),
         view_poll: Duration::from_secs(views.view_poll_secs.max(1)),
@@ -316,7 +314,7 @@ pub(crate) async fn open_state(
         public_url: catalog.public_url.clone(),
         pulls_per_min: (catalog.pulls_per_min_anonymous, catalog.pulls_per_min_token),
     };
-    AppState::open(store, admin_token, ingest.config(), sql.limits(), config).await
+    Ok(AppState::open(store, admin_token, ingest.config(), sql.limits(), config).await?)
 }
 
 async fn run_maintain(args: MaintainArgs) -> anyhow::Result<()> {
@@ -369,7 +367,7 @@ async fn run_maintain(args: MaintainArgs) -> anyhow::Result<()> {
 }
 
 /// A random admin token for a run without `KHO_ADMIN_TOKEN`.
-pub fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     let mut bytes = [0u8; 24];
     rand::rng().fill_bytes(&mut bytes);
     hex::encode(bytes)

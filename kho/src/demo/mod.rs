@@ -16,9 +16,9 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::cli::DemoArgs;
-use crate::server::{serve_on, shutdown_signal};
 use data::article;
 use generate::FIRST_YEAR;
+use kho_api::server::{serve_on, shutdown_signal};
 
 /// The file that marks a directory as the demo's own (and safe to start over).
 const MARKER: &str = ".kho-demo";
@@ -43,7 +43,7 @@ impl Tokens {
     }
 }
 
-pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
+pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
         (1..=50).contains(&args.scale),
         "--scale takes 1 to 50 (years of data)"
@@ -52,11 +52,13 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     prepare_store(&args.store)?;
     let store = kho_store::Store::open_with_pack(&args.store).await?;
     let admin_token = args
+        .server
         .admin_token
         .clone()
         .unwrap_or_else(crate::cli::random_token);
     // `--scale` years past this one are synthetic futures: let the demo's own server take them.
-    let mut ingest = args.ingest.clone();
+    let mut server = args.server.clone();
+    let ingest = &mut server.ingest;
     let last_year = FIRST_YEAR + args.scale as i32 - 1;
     if let Some(end) = chrono::NaiveDate::from_ymd_opt(last_year + 1, 1, 1)
         .and_then(|d| d.and_hms_opt(0, 0, 0))
@@ -67,19 +69,11 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             .occurred_ahead_hours
             .max(u64::try_from(hours).unwrap_or(0));
     }
-    let state = crate::cli::open_state(
-        store,
-        &admin_token,
-        &ingest,
-        &args.views,
-        &args.sql,
-        &args.catalog,
-        Duration::from_secs(3600),
-    )
-    .await?;
-    let listener = TcpListener::bind(args.listen)
+    let state =
+        crate::cli::open_state(store, &admin_token, &server, Duration::from_secs(3600)).await?;
+    let listener = TcpListener::bind(server.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", args.listen))?;
+        .with_context(|| format!("cannot listen on {}", server.listen))?;
     let base = format!("http://{}", listener.local_addr()?);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server = tokio::spawn(serve_on(state, listener, async move {
