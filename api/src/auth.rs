@@ -7,7 +7,7 @@ use axum::http::request::Parts;
 use kho_catalog::{Principal, Role, Viewer};
 
 use crate::error::ApiError;
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// The authenticated caller of a route.
 #[derive(Debug, Clone)]

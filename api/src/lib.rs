@@ -11,3 +11,4 @@ pub mod metrics;
 pub mod ratelimit;
 pub mod routes;
 pub mod server;
+pub mod state;

@@ -18,8 +18,6 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-use crate::server::AppState;
-
 /// The label value of anything outside the known set.
 pub const OTHER: &str = "other";
 
@@ -110,7 +108,11 @@ impl Metrics {
 }
 
 /// Records the latency of every request under its matched route (not the raw path).
-pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn track(
+    State(metrics): State<std::sync::Arc<Metrics>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -118,8 +120,7 @@ pub async fn track(State(state): State<AppState>, req: Request, next: Next) -> R
     let method = method_label(req.method()).to_owned();
     let started = Instant::now();
     let resp = next.run(req).await;
-    state
-        .metrics
+    metrics
         .requests
         .get_or_create(&RouteLabels {
             method,

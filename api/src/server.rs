@@ -1,174 +1,14 @@
-//! The server: state, router, background work, graceful shutdown.
+//! Serving: the accept loop on a listener, the background work (views, scheduled releases,
+//! maintenance, governance refresh, heartbeats) and graceful shutdown.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::routing::{delete, get, post};
-use kho_catalog::{AuditLog, Governance};
-use kho_ingest::{Ingest, IngestConfig, IngestMetrics};
-use kho_query::{SqlEngine, SqlLimits, ViewEngine};
-use kho_store::{MaintenanceOptions, NodeInfo, Store, maintain_table, stream_key};
+use kho_store::{MaintenanceOptions, NodeInfo, maintain_table, stream_key};
 use tokio::net::TcpListener;
-use tower_http::trace::TraceLayer;
 
-use crate::listen::{BodyBudget, ConnLimits};
-use crate::metrics::Metrics;
-use crate::ratelimit::Limiter;
-use crate::routes;
-
-/// Why a server could not start or stopped with an error.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum StartError {
-    #[error(transparent)]
-    Store(#[from] kho_store::Error),
-    #[error(transparent)]
-    Catalog(#[from] kho_catalog::CatalogError),
-    #[error("cannot listen: {0}")]
-    Listen(#[from] std::io::Error),
-}
-
-/// Settings of the HTTP layer.
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    pub body_limit: usize,
-    /// Connection deadlines and the budget of bodies in flight.
-    pub conn: ConnLimits,
-    /// How long the view refresher waits for a burst of commits to end.
-    pub view_debounce: Duration,
-    /// How often views are checked against sources other processes may have written.
-    pub view_poll: Duration,
-    /// How often the governance log is re-read for other processes' changes.
-    pub governance_refresh: Duration,
-    /// How often every stream is compacted and checkpointed (zero: never on schedule).
-    pub maintain_every: Duration,
-    /// The URL the catalog's links start with; the request's host when unset.
-    pub public_url: Option<String>,
-    /// Pulls a minute per anonymous client (by salted IP hash) and per token.
-    pub pulls_per_min: (u32, u32),
-}
-
-/// What every handler can reach.
-#[derive(Clone, Debug)]
-pub struct AppState {
-    pub store: Arc<Store>,
-    pub ingest: Arc<Ingest>,
-    pub governance: Arc<Governance>,
-    pub views: Arc<ViewEngine>,
-    pub sql: Arc<SqlEngine>,
-    pub audit: AuditLog,
-    /// Salt of the hashes that stand for anonymous clients' IP addresses.
-    pub ip_salt: Arc<Vec<u8>>,
-    pub limiter: Arc<Limiter>,
-    pub metrics: Arc<Metrics>,
-    pub config: Arc<ServerConfig>,
-}
-
-impl AppState {
-    /// Opens everything a server needs on `store`.
-    pub async fn open(
-        store: Arc<Store>,
-        admin_token: &str,
-        ingest: IngestConfig,
-        sql: SqlLimits,
-        config: ServerConfig,
-    ) -> Result<Self, StartError> {
-        let governance = Governance::open(store.clone(), admin_token).await?;
-        let ingest_metrics = IngestMetrics::default();
-        let metrics = Arc::new(Metrics::new(&ingest_metrics));
-        let ingest = Ingest::new(store.clone(), ingest, ingest_metrics);
-        let audit = AuditLog::open(store.clone()).await?;
-        let ip_salt = {
-            let mut fresh = [0u8; 32];
-            rand::RngCore::fill_bytes(&mut rand::rng(), &mut fresh);
-            store
-                .create_object("system/keys/ip-salt", bytes::Bytes::copy_from_slice(&fresh))
-                .await?
-                .to_vec()
-        };
-        let limiter = Arc::new(Limiter::new(config.pulls_per_min.0, config.pulls_per_min.1));
-        Ok(Self {
-            audit,
-            ip_salt: Arc::new(ip_salt),
-            limiter,
-            views: ViewEngine::new(store.clone()),
-            sql: Arc::new(SqlEngine::new(store.clone(), sql)),
-            store,
-            ingest,
-            governance,
-            metrics,
-            config: Arc::new(config),
-        })
-    }
-}
-
-pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(routes::health::healthz))
-        .route("/metrics", get(routes::health::metrics))
-        .route(
-            "/v1/admin/tokens",
-            post(routes::admin::issue).get(routes::admin::list),
-        )
-        .route("/v1/admin/tokens/{id}", delete(routes::admin::revoke))
-        .route("/v1/streams", get(routes::streams::list))
-        .route("/v1/streams/{stream}", get(routes::streams::get))
-        .route("/v1/streams/{stream}/events", post(routes::streams::append))
-        .route("/v1/views", get(routes::views::list))
-        .route("/v1/views/{view}", get(routes::views::get))
-        .route("/v1/views/{view}/refresh", post(routes::views::refresh))
-        .route("/v1/sql", post(routes::views::sql))
-        .route(
-            "/v1/catalog/datasets",
-            get(routes::catalog::list).post(routes::catalog::create),
-        )
-        .route("/v1/catalog/datasets/{id}", get(routes::catalog::get))
-        .route("/v1/catalog/datasets/{id}/data", get(routes::catalog::data))
-        .route(
-            "/v1/catalog/datasets/{id}/grants",
-            post(routes::catalog::grant),
-        )
-        .route(
-            "/v1/catalog/datasets/{id}/grants/{principal}",
-            delete(routes::catalog::ungrant),
-        )
-        .route(
-            "/v1/catalog/datasets/{id}/{step}",
-            post(routes::catalog::step),
-        )
-        .route("/v1/catalog/audit", get(routes::catalog::audit))
-        .route("/v1/catalog/audit/verify", get(routes::catalog::verify))
-        .route("/catalog.jsonld", get(routes::dcat::catalog))
-        .route(
-            "/api/3/action/{action}",
-            get(routes::ckan::action).post(routes::ckan::action),
-        )
-        .route(
-            "/api/action/{action}",
-            get(routes::ckan::action).post(routes::ckan::action),
-        )
-        .fallback(|| async { crate::error::ApiError::NotFound("no such route".into()) })
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            crate::metrics::track,
-        ))
-        .layer(axum::middleware::from_fn_with_state(
-            BodyBudget::new(&conn_limits(&state)),
-            crate::listen::body_budget,
-        ))
-        // A body that stalls between chunks is cut (408), not waited for.
-        .layer(tower_http::timeout::RequestBodyTimeoutLayer::new(
-            conn_limits(&state).body_chunk_timeout,
-        ))
-        .layer(TraceLayer::new_for_http())
-        .with_state(state)
-}
-
-fn conn_limits(state: &AppState) -> ConnLimits {
-    state.config.conn.clone()
-}
+use crate::routes::{conn_limits, router};
+pub use crate::state::{AppState, ServerConfig, StartError};
 
 /// Serves until Ctrl-C or SIGTERM. Prints the bound address on stdout first.
 pub async fn serve(state: AppState, listen: SocketAddr) -> Result<(), StartError> {
@@ -231,13 +71,16 @@ fn spawn_background(state: &AppState) {
         loop {
             tick.tick().await;
             for id in gov.due_releases() {
-                let scheduler = crate::routes::catalog::scheduler();
-                if let Ok(d) = gov.dataset_for(kho_catalog::Viewer::Principal(&scheduler), &id)
-                    && d.spec.source.kind == kho_catalog::dataset::SourceKind::View
+                let scheduler = kho_catalog::Principal::scheduler();
+                match gov
+                    .release_fresh(
+                        &views,
+                        &scheduler,
+                        &id,
+                        kho_catalog::ReleaseStep::NewRelease,
+                    )
+                    .await
                 {
-                    let _ = views.refresh(&d.spec.source.name).await;
-                }
-                match gov.new_release(&scheduler, &id).await {
                     Ok(d) => {
                         tracing::info!(dataset = %id, version = d.releases.last().map_or(0, |r| r.version), "scheduled release")
                     }

@@ -231,17 +231,17 @@ struct Tail {
 impl AuditLog {
     /// Opens (creating on first use) the audit table and starts the append task.
     pub async fn open(store: Arc<Store>) -> Result<Self> {
-        kho_store::create_if_absent(
-            &store,
-            AUDIT_KEY,
-            &kho_store::NewTable {
-                name: "system.audit".into(),
-                schema: schema(),
-                append_only: true,
-                checkpoint_interval: Some(10),
-            },
-        )
-        .await?;
+        store
+            .create_table(
+                AUDIT_KEY,
+                &kho_store::NewTable {
+                    name: "system.audit".into(),
+                    schema: schema(),
+                    append_only: true,
+                    checkpoint_interval: Some(10),
+                },
+            )
+            .await?;
         let tail = load_tail(&store).await?;
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(run(store.clone(), tail, rx));

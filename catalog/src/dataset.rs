@@ -500,6 +500,42 @@ pub enum Viewer<'a> {
     Principal(&'a Principal),
 }
 
+impl Viewer<'_> {
+    /// Does the viewer see who did what by token id and name? Stewards and the admin do;
+    /// anyone else sees the role and the organisation ([`PublicActor`]).
+    pub fn sees_actor_ids(&self) -> bool {
+        matches!(self, Viewer::Principal(p) if matches!(p.role, Role::Steward | Role::Admin))
+    }
+}
+
+/// Who did a step of a dataset's history, as the public sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PublicActor {
+    /// The role, or `unknown` for a token no longer known.
+    pub role: &'static str,
+    pub organisation: Option<&'static str>,
+}
+
+impl PublicActor {
+    pub fn of(role: Option<Role>, sector: Option<&str>) -> Self {
+        let Some(role) = role else {
+            return Self {
+                role: "unknown",
+                organisation: None,
+            };
+        };
+        let organisation = match (role, sector) {
+            (Role::Sector, Some(s)) => Some(organization(s).1),
+            (Role::Center | Role::Steward | Role::Admin, _) => Some(organization("center").1),
+            _ => None,
+        };
+        Self {
+            role: role.as_str(),
+            organisation,
+        }
+    }
+}
+
 impl Dataset {
     fn is_owner(&self, p: &Principal) -> bool {
         p.role == Role::Center
@@ -522,6 +558,30 @@ impl Dataset {
             (_, Viewer::Anonymous) => false,
             (Sharing::Shared, Viewer::Principal(p)) => self.is_owner(p) || self.has_grant(p),
             (Sharing::Private, Viewer::Principal(p)) => self.is_owner(p),
+        }
+    }
+
+    /// Why the viewer may not pull this dataset's data (it may see it), or `Ok` if it may.
+    pub fn check_readable(&self, viewer: Viewer<'_>) -> Result<()> {
+        if self.readable_by(viewer) {
+            return Ok(());
+        }
+        let id = &self.spec.id;
+        Err(CatalogError::Forbidden(match self.state {
+            State::Revoked => format!("dataset {id} has been revoked: it is no longer served"),
+            State::Published => format!("dataset {id} is shared: pulling it needs a grant"),
+            s => format!(
+                "dataset {id} is {}: only published datasets are served",
+                s.as_str()
+            ),
+        }))
+    }
+
+    /// May the viewer see the dataset's grants? Stewards, the center and the owner sector.
+    pub fn grants_visible_to(&self, viewer: Viewer<'_>) -> bool {
+        match viewer {
+            Viewer::Principal(p) => p.role == Role::Steward || self.is_owner(p),
+            Viewer::Anonymous => false,
         }
     }
 

@@ -5,11 +5,10 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use kho_store::{LogEntry, Store, SystemLog, pack::SECTORS};
-use serde::{Deserialize, Serialize};
-use serde_json::json;
 
 use crate::dataset::Dataset;
 use crate::error::{CatalogError, Result};
+use crate::events::{GovernanceEvent, TokenIssued, TokenRevoked, apply_dataset};
 use crate::tokens::{self, IssuedToken, NewToken, Principal, Role, StoredToken, TokenInfo};
 
 /// The key of the governance log table.
@@ -18,22 +17,6 @@ pub const GOVERNANCE_KEY: &str = "system/governance";
 /// How often an unknown token may trigger a re-read of the log (another process may have
 /// issued it).
 const REFRESH_ON_MISS_EVERY: Duration = Duration::from_secs(1);
-
-#[derive(Debug, Serialize, Deserialize)]
-struct TokenIssued {
-    id: String,
-    role: Role,
-    sector: Option<String>,
-    name: String,
-    secret_sha256: String,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct TokenRevoked {
-    id: String,
-    #[serde(default)]
-    reason: Option<String>,
-}
 
 #[derive(Debug, Default)]
 pub(crate) struct State {
@@ -45,9 +28,11 @@ pub(crate) struct State {
 
 impl State {
     fn apply(&mut self, e: &LogEntry) -> Result<()> {
-        match e.event_type.as_str() {
-            "token_issued" => {
-                let t: TokenIssued = parse(e)?;
+        let Some(event) = GovernanceEvent::parse(e)? else {
+            return Ok(());
+        };
+        match event {
+            GovernanceEvent::TokenIssued(t) => {
                 let mut hash = [0u8; 32];
                 hex::decode_to_slice(&t.secret_sha256, &mut hash).map_err(|_| {
                     CatalogError::Invalid(format!("bad hash in governance entry {}", e.event_id))
@@ -73,8 +58,7 @@ impl State {
                     },
                 );
             }
-            "token_revoked" => {
-                let r: TokenRevoked = parse(e)?;
+            GovernanceEvent::TokenRevoked(r) => {
                 // Revocation wins whatever order the entries are read in.
                 let entry = self
                     .tokens
@@ -97,22 +81,10 @@ impl State {
                     entry.info.revoked_by = Some(e.actor.clone());
                 }
             }
-            t if t.starts_with("dataset_") || t.starts_with("grant_") => {
-                crate::workflow::apply(&mut self.datasets, e)?;
-            }
-            other => tracing::debug!(event_type = other, "governance entry of a later kho"),
+            dataset_event => apply_dataset(&mut self.datasets, e, dataset_event),
         }
         Ok(())
     }
-}
-
-pub(crate) fn parse<T: for<'de> Deserialize<'de>>(e: &LogEntry) -> Result<T> {
-    serde_json::from_value(e.payload.clone()).map_err(|err| {
-        CatalogError::Invalid(format!(
-            "governance entry {} ({}): {err}",
-            e.event_id, e.event_type
-        ))
-    })
 }
 
 /// Tokens and (later) datasets, replayed from the governance log.
@@ -246,18 +218,14 @@ impl Governance {
             _ => {}
         }
         let (id, secret, token) = tokens::generate();
-        let entry = LogEntry::new(
-            "token_issued",
-            &by.id,
-            serde_json::to_value(TokenIssued {
-                id: id.clone(),
-                role: req.role,
-                sector: req.sector.clone(),
-                name: name.clone(),
-                secret_sha256: hex::encode(tokens::sha256(secret.as_bytes())),
-            })
-            .expect("plain data"),
-        );
+        let entry = GovernanceEvent::TokenIssued(TokenIssued {
+            id: id.clone(),
+            role: req.role,
+            sector: req.sector.clone(),
+            name: name.clone(),
+            secret_sha256: hex::encode(tokens::sha256(secret.as_bytes())),
+        })
+        .entry(&by.id);
         self.append(&entry).await?;
         let info = self
             .token(&id)
@@ -279,7 +247,11 @@ impl Governance {
         if existing.revoked_at.is_some() {
             return Ok(existing);
         }
-        let entry = LogEntry::new("token_revoked", &by.id, json!({"id": id, "reason": reason}));
+        let entry = GovernanceEvent::TokenRevoked(TokenRevoked {
+            id: id.to_owned(),
+            reason,
+        })
+        .entry(&by.id);
         self.append(&entry).await?;
         self.token(id)
             .ok_or_else(|| CatalogError::NoSuchToken(id.to_owned()))
@@ -295,6 +267,17 @@ impl Governance {
             state.version = version;
         }
         Ok(())
+    }
+
+    /// Who `id` is, as the public sees it: a role and an organisation.
+    pub fn public_actor(&self, id: &str) -> crate::dataset::PublicActor {
+        use crate::dataset::PublicActor;
+        match self.token(id) {
+            Some(t) => PublicActor::of(Some(t.role), t.sector.as_deref()),
+            None if id == Principal::admin().id => PublicActor::of(Some(Role::Admin), None),
+            None if id == Principal::scheduler().id => PublicActor::of(Some(Role::Steward), None),
+            None => PublicActor::of(None, None),
+        }
     }
 
     pub fn token(&self, id: &str) -> Option<TokenInfo> {

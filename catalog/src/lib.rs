@@ -12,14 +12,15 @@
 pub mod audit;
 pub mod dataset;
 pub mod error;
+mod events;
 pub mod governance;
 pub mod release;
 pub mod tokens;
 pub mod workflow;
 
 pub use audit::{AuditLog, Pull, Verification};
-pub use dataset::{Dataset, DatasetSpec, Sharing, State, Viewer};
+pub use dataset::{Dataset, DatasetSpec, PublicActor, Sharing, State, Viewer};
 pub use error::{CatalogError, Result};
 pub use governance::Governance;
 pub use tokens::{IssuedToken, NewToken, Principal, Role, TokenInfo};
-pub use workflow::NewGrant;
+pub use workflow::{NewGrant, ReleaseStep};

@@ -165,24 +165,24 @@ pub async fn materialize(store: &Store, spec: &DatasetSpec, version: u32) -> Res
     };
     // One put-if-absent of version 0: a release racing another process's release of the
     // same version loses outright.
-    let table = kho_store::write_once(
-        store,
-        &release,
-        &format!("{} v{version}", spec.id),
-        &spec.metadata.title.en,
-        rows,
-    )
-    .await
-    .map_err(|e| {
-        if e.is_unavailable() {
-            return CatalogError::Store(Box::new(e));
-        }
-        CatalogError::Conflict(format!(
-            "release {version} of {} could not be written: {}",
-            spec.id,
-            first_line(&e.to_string())
-        ))
-    })?;
+    let table = store
+        .write_table_once(
+            &release,
+            &format!("{} v{version}", spec.id),
+            &spec.metadata.title.en,
+            rows,
+        )
+        .await
+        .map_err(|e| {
+            if e.is_unavailable() {
+                return CatalogError::Store(Box::new(e));
+            }
+            CatalogError::Conflict(format!(
+                "release {version} of {} could not be written: {}",
+                spec.id,
+                first_line(&e.to_string())
+            ))
+        })?;
     let rows = table.stats()?.row_count;
     Ok((rows, source_version))
 }

@@ -50,6 +50,16 @@ pub struct Principal {
 }
 
 impl Principal {
+    /// The principal scheduled releases are made by: a steward that is no token.
+    pub fn scheduler() -> Self {
+        Self {
+            id: "scheduler".into(),
+            role: Role::Steward,
+            sector: None,
+            name: "kho scheduler".into(),
+        }
+    }
+
     pub fn admin() -> Self {
         Self {
             id: "admin".into(),

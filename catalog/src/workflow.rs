@@ -1,126 +1,17 @@
 //! The dataset workflow: draft → proposed → approved → published → revoked. Each step is a
 //! governance event recording who, when and why; the state is replayed from those events.
 
-use std::collections::BTreeMap;
-
 use chrono::Utc;
-use kho_store::LogEntry;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use serde::Deserialize;
 
 use crate::dataset::{
-    Dataset, DatasetSpec, Grant, Release, Sharing, SourceKind, State, Step, Viewer, view_owner,
+    Dataset, DatasetSpec, Grant, Release, Sharing, SourceKind, State, Viewer, view_owner,
 };
 use crate::error::{CatalogError, Result};
-use crate::governance::{Governance, parse};
+use crate::events::{Drafted, GovernanceEvent, Granted, Moved, Released, Ungranted};
+use crate::governance::Governance;
 use crate::release;
 use crate::tokens::{Principal, Role};
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Drafted {
-    spec: DatasetSpec,
-    owner: String,
-    by_name: String,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Moved {
-    id: String,
-    by_name: String,
-    #[serde(default)]
-    why: Option<String>,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Released {
-    id: String,
-    release: Release,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Granted {
-    id: String,
-    grant: Grant,
-}
-
-#[derive(Debug, Serialize, Deserialize)]
-struct Ungranted {
-    id: String,
-    principal: String,
-}
-
-/// Applies one dataset event to the replayed state.
-pub(crate) fn apply(datasets: &mut BTreeMap<String, Dataset>, e: &LogEntry) -> Result<()> {
-    let step = |state: State, by_name: &str, why: Option<String>| Step {
-        state,
-        by: e.actor.clone(),
-        by_name: by_name.to_owned(),
-        at: e.recorded_at,
-        why,
-    };
-    match e.event_type.as_str() {
-        "dataset_drafted" => {
-            let d: Drafted = parse(e)?;
-            let mut history = datasets
-                .remove(&d.spec.id)
-                .map(|old| old.history)
-                .unwrap_or_default();
-            history.push(step(State::Draft, &d.by_name, None));
-            datasets.insert(
-                d.spec.id.clone(),
-                Dataset {
-                    spec: d.spec,
-                    owner: d.owner,
-                    state: State::Draft,
-                    history,
-                    releases: Vec::new(),
-                    grants: Vec::new(),
-                },
-            );
-        }
-        t @ ("dataset_proposed" | "dataset_approved" | "dataset_revoked") => {
-            let m: Moved = parse(e)?;
-            if let Some(d) = datasets.get_mut(&m.id) {
-                let state = match t {
-                    "dataset_proposed" => State::Proposed,
-                    "dataset_approved" => State::Approved,
-                    _ => State::Revoked,
-                };
-                d.state = state;
-                d.history.push(step(state, &m.by_name, m.why));
-            }
-        }
-        "dataset_released" => {
-            let r: Released = parse(e)?;
-            if let Some(d) = datasets.get_mut(&r.id) {
-                if d.state != State::Published {
-                    d.state = State::Published;
-                    d.history.push(step(State::Published, &r.release.by, None));
-                }
-                d.releases.retain(|old| old.version != r.release.version);
-                d.releases.push(r.release);
-                d.releases.sort_by_key(|x| x.version);
-            }
-        }
-        "grant_added" => {
-            let g: Granted = parse(e)?;
-            if let Some(d) = datasets.get_mut(&g.id) {
-                d.grants.retain(|old| old.principal != g.grant.principal);
-                d.grants.push(g.grant);
-            }
-        }
-        "grant_revoked" => {
-            let g: Ungranted = parse(e)?;
-            if let Some(d) = datasets.get_mut(&g.id) {
-                for grant in d.grants.iter_mut().filter(|x| x.principal == g.principal) {
-                    grant.revoked_at.get_or_insert(e.recorded_at);
-                }
-            }
-        }
-        other => tracing::debug!(event_type = other, "dataset entry of a later kho"),
-    }
-    Ok(())
-}
 
 /// A grant request.
 #[derive(Debug, Clone, Deserialize)]
@@ -138,6 +29,15 @@ fn conflict(d: &Dataset, step: &str, needs: &str) -> CatalogError {
         d.spec.id,
         d.state.as_str()
     ))
+}
+
+/// Which release [`Governance::release_fresh`] makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReleaseStep {
+    /// The first release, with the dataset's publication.
+    Publish,
+    /// The next release of a published dataset.
+    NewRelease,
 }
 
 impl Governance {
@@ -235,16 +135,12 @@ impl Governance {
             )));
         }
         let id = spec.id.clone();
-        let entry = LogEntry::new(
-            "dataset_drafted",
-            &by.id,
-            serde_json::to_value(Drafted {
-                spec,
-                owner,
-                by_name: by.name.clone(),
-            })
-            .expect("plain data"),
-        );
+        let entry = GovernanceEvent::DatasetDrafted(Box::new(Drafted {
+            spec,
+            owner,
+            by_name: by.name.clone(),
+        }))
+        .entry(&by.id);
         self.append(&entry).await?;
         self.dataset(&id).ok_or(CatalogError::NoSuchDataset(id))
     }
@@ -261,19 +157,15 @@ impl Governance {
         &self,
         by: &Principal,
         d: &Dataset,
-        event: &str,
+        event: fn(Moved) -> GovernanceEvent,
         why: Option<String>,
     ) -> Result<Dataset> {
-        let entry = LogEntry::new(
-            event,
-            &by.id,
-            serde_json::to_value(Moved {
-                id: d.spec.id.clone(),
-                by_name: by.name.clone(),
-                why,
-            })
-            .expect("plain data"),
-        );
+        let entry = event(Moved {
+            id: d.spec.id.clone(),
+            by_name: by.name.clone(),
+            why,
+        })
+        .entry(&by.id);
         self.append(&entry).await?;
         self.dataset(&d.spec.id)
             .ok_or_else(|| CatalogError::NoSuchDataset(d.spec.id.clone()))
@@ -292,7 +184,8 @@ impl Governance {
             return Err(conflict(&d, "proposing", "draft"));
         }
         self.check_spec(&d.spec)?;
-        self.step(by, &d, "dataset_proposed", why).await
+        self.step(by, &d, GovernanceEvent::DatasetProposed, why)
+            .await
     }
 
     /// A steward approves a proposal, never their own.
@@ -330,11 +223,32 @@ impl Governance {
             ));
         }
         self.check_spec(&d.spec)?;
-        self.step(by, &d, "dataset_approved", why).await
+        self.step(by, &d, GovernanceEvent::DatasetApproved, why)
+            .await
     }
 
     /// A steward or the owner publishes an approved dataset: its first release is
     /// materialized with the policy applied.
+    /// Publishes a dataset or makes its next release; a view source is refreshed first, so
+    /// the release reflects the view as fresh as it can be. What the publish route and the
+    /// release schedule both do.
+    pub async fn release_fresh(
+        &self,
+        views: &kho_query::ViewEngine,
+        by: &Principal,
+        id: &str,
+        step: ReleaseStep,
+    ) -> Result<Dataset> {
+        let d = self.dataset_for(Viewer::Principal(by), id)?;
+        if d.spec.source.kind == SourceKind::View {
+            views.refresh(&d.spec.source.name).await?;
+        }
+        match step {
+            ReleaseStep::Publish => self.publish(by, id).await,
+            ReleaseStep::NewRelease => self.new_release(by, id).await,
+        }
+    }
+
     pub async fn publish(&self, by: &Principal, id: &str) -> Result<Dataset> {
         let d = self.dataset_for(Viewer::Principal(by), id)?;
         if by.role != Role::Steward && !Self::owns(by, &d) {
@@ -380,15 +294,11 @@ impl Governance {
             source_version,
             by: by.name.clone(),
         };
-        let entry = LogEntry::new(
-            "dataset_released",
-            &by.id,
-            serde_json::to_value(Released {
-                id: d.spec.id.clone(),
-                release,
-            })
-            .expect("plain data"),
-        );
+        let entry = GovernanceEvent::DatasetReleased(Released {
+            id: d.spec.id.clone(),
+            release,
+        })
+        .entry(&by.id);
         self.append(&entry).await?;
         self.dataset(&d.spec.id)
             .ok_or_else(|| CatalogError::NoSuchDataset(d.spec.id.clone()))
@@ -411,7 +321,8 @@ impl Governance {
         if d.state == State::Revoked {
             return Err(conflict(&d, "revoking", "not yet revoked"));
         }
-        self.step(by, &d, "dataset_revoked", why).await
+        self.step(by, &d, GovernanceEvent::DatasetRevoked, why)
+            .await
     }
 
     /// A steward grants a consumer or another sector access to a shared dataset, recording
@@ -461,14 +372,11 @@ impl Governance {
             granted_at: Utc::now(),
             revoked_at: None,
         };
-        let entry = LogEntry::new(
-            "grant_added",
-            &by.id,
-            json!(Granted {
-                id: id.to_owned(),
-                grant
-            }),
-        );
+        let entry = GovernanceEvent::GrantAdded(Granted {
+            id: id.to_owned(),
+            grant,
+        })
+        .entry(&by.id);
         self.append(&entry).await?;
         self.dataset(id)
             .ok_or_else(|| CatalogError::NoSuchDataset(id.to_owned()))
@@ -491,14 +399,11 @@ impl Governance {
                 "{principal} (no live grant on {id})"
             )));
         }
-        let entry = LogEntry::new(
-            "grant_revoked",
-            &by.id,
-            json!(Ungranted {
-                id: id.to_owned(),
-                principal: principal.to_owned()
-            }),
-        );
+        let entry = GovernanceEvent::GrantRevoked(Ungranted {
+            id: id.to_owned(),
+            principal: principal.to_owned(),
+        })
+        .entry(&by.id);
         self.append(&entry).await?;
         self.dataset(id)
             .ok_or_else(|| CatalogError::NoSuchDataset(id.to_owned()))

@@ -9,6 +9,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 mod cli;
 mod demo;
+mod start;
 
 fn main() -> std::process::ExitCode {
     cli::main()

@@ -9,8 +9,6 @@
 //! commits only if every file it removes is still live in the version it lands on
 //! ([`first_gone`]).
 
-use std::collections::HashSet;
-
 use arrow::array::RecordBatch;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties, TransactionError};
 use deltalake::kernel::{Action, Add, Transaction};
@@ -23,6 +21,7 @@ use object_store::path::Path;
 
 use crate::error::{Error, Result};
 use crate::store::Store;
+pub(crate) use crate::table::first_gone;
 
 /// How many times a writer tries again after losing the race for the next version.
 pub(crate) const MAX_ATTEMPTS: u32 = 64;
@@ -55,22 +54,6 @@ pub(crate) async fn commit_next(
         }) => Ok(None),
         Err(e) => Err(e),
     }
-}
-
-/// The first of `removed` (paths relative to the table root, as the log records them) that
-/// is no longer a live file of the table at `state`: a rewrite planned on an older version
-/// must not land on this one, or the rows of that file would be in the table twice (or a
-/// file another rewrite already replaced would come back).
-pub(crate) fn first_gone<'a>(state: &DeltaTableState, removed: &'a [String]) -> Option<&'a str> {
-    let live: HashSet<String> = state
-        .log_data()
-        .iter()
-        .map(|f| f.path().into_owned())
-        .collect();
-    removed
-        .iter()
-        .find(|p| !live.contains(p.as_str()))
-        .map(String::as_str)
 }
 
 /// Deletes data files written for a commit that never happened (best effort: what is left

@@ -85,7 +85,7 @@ pub async fn maintain_table(
     opts: &MaintenanceOptions,
 ) -> Result<MaintenanceReport> {
     let mut table = store.delta_table(key, AsOf::Latest).await?;
-    let before = crate::store::stats_of(&table)?;
+    let before = crate::table::stats_of(&table)?;
     let mut report = MaintenanceReport {
         table: key.to_owned(),
         version_before: before.version,
@@ -144,7 +144,7 @@ pub async fn maintain_table(
         .update_incremental(None)
         .await
         .map_err(Error::delta(key))?;
-    let after = crate::store::stats_of(&table)?;
+    let after = crate::table::stats_of(&table)?;
     report.version_after = after.version;
     report.files_after = after.file_count;
     Ok(report)

@@ -5,16 +5,16 @@ use std::sync::{Arc, RwLock};
 
 use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, Utc};
-use datafusion::prelude::SessionContext;
 use deltalake::kernel::StructField;
+use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError, TableProperty};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::location::Location;
-use crate::schema::{ColumnType, SINCE_VERSION_KEY, StreamDef, payload_field};
-use crate::table::Table;
+use crate::schema::{ColumnType, StreamDef, payload_field};
+use crate::table::{NewTable, Rows, Table, TableStats, column_type, schema_version_of};
 
 /// Which version of a table to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,20 +40,6 @@ pub enum Registration {
         to: u32,
         added: Vec<String>,
     },
-}
-
-/// Size and freshness of a stream's table.
-#[derive(Debug, Clone, Serialize)]
-pub struct TableStats {
-    /// Delta table version (0 is the creation commit).
-    pub version: u64,
-    pub row_count: u64,
-    pub file_count: usize,
-    pub size_bytes: u64,
-    /// When the latest version was committed.
-    pub last_commit_at: Option<DateTime<Utc>>,
-    /// The schema version recorded in the table.
-    pub schema_version: u32,
 }
 
 /// The table key (path under the store root) of a stream.
@@ -223,6 +209,71 @@ impl Store {
         }
     }
 
+    /// Creates the table at `key` unless it exists; losing a creation race to another process
+    /// is success (the table is then there).
+    pub async fn create_table(&self, key: &str, spec: &NewTable) -> Result<()> {
+        let mut table = self.table_handle(key)?;
+        match table.load().await {
+            Ok(()) => return Ok(()),
+            Err(DeltaTableError::NotATable(_)) => {}
+            Err(e) => return Err(Error::delta(key)(e)),
+        }
+        let columns = spec
+            .schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let ty = column_type(key, f.name(), f.data_type())?;
+                Ok(StructField::new(f.name(), ty.delta(), f.is_nullable()))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut create = table
+            .create()
+            .with_save_mode(SaveMode::Ignore)
+            .with_table_name(&spec.name)
+            .with_columns(columns);
+        if spec.append_only {
+            create = create.with_configuration_property(TableProperty::AppendOnly, Some("true"));
+        }
+        if let Some(n) = spec.checkpoint_interval {
+            create = create.with_configuration_property(
+                TableProperty::CheckpointInterval,
+                Some(n.to_string()),
+            );
+        }
+        if let Err(e) = create.await {
+            // Lost a creation race: the table must now exist.
+            let mut again = self.table_handle(key)?;
+            again.load().await.map_err(|_| Error::delta(key)(e))?;
+        }
+        Ok(())
+    }
+
+    /// Writes a new table at `key` whole, in one put-if-absent of version 0. A table already
+    /// there (another process's, racing) is an error, never an append: deltalake's retry would
+    /// land a racing second write as an append of its rows.
+    pub async fn write_table_once(
+        &self,
+        key: &str,
+        name: &str,
+        description: &str,
+        rows: Rows,
+    ) -> Result<Table> {
+        let handle = self.table_handle(key)?;
+        let write = match rows {
+            Rows::Batches(b) => handle.write(b),
+            Rows::Plan(plan) => handle.write(Vec::new()).with_input_plan(plan),
+        };
+        let delta = write
+            .with_save_mode(SaveMode::ErrorIfExists)
+            .with_table_name(name)
+            .with_description(description)
+            .with_commit_properties(CommitProperties::default().with_max_retries(0))
+            .await
+            .map_err(Error::delta(key))?;
+        Ok(Table::new(key, delta))
+    }
+
     /// The table of a registered stream.
     pub async fn stream_table(&self, stream: &str, as_of: AsOf) -> Result<Table> {
         self.stream(stream)?;
@@ -363,22 +414,6 @@ fn plan_evolution(
     Ok(EvolutionPlan { from, added })
 }
 
-/// The schema version recorded in a table: the newest `kho.since_version` of its columns.
-pub(crate) fn schema_version_of(table: &DeltaTable) -> u32 {
-    let Ok(snapshot) = table.snapshot() else {
-        return 0;
-    };
-    snapshot
-        .schema()
-        .fields()
-        .filter_map(|f| match f.metadata().get(SINCE_VERSION_KEY) {
-            Some(deltalake::kernel::MetadataValue::Number(n)) => u32::try_from(*n).ok(),
-            _ => None,
-        })
-        .max()
-        .unwrap_or(1)
-}
-
 async fn create_table(table: &DeltaTable, def: &StreamDef) -> Result<()> {
     table
         .create()
@@ -403,42 +438,4 @@ fn is_missing_version(e: &DeltaTableError) -> bool {
     let s = e.to_string().to_lowercase();
     s.contains("version") && (s.contains("not found") || s.contains("invalid") || s.contains("no "))
         || s.contains("before")
-}
-
-/// Reads every row of a loaded table through DataFusion.
-pub(crate) async fn read_delta(table: &DeltaTable) -> Result<Vec<RecordBatch>> {
-    let ctx = SessionContext::new();
-    table.update_datafusion_session(&ctx.state())?;
-    let provider = table.table_provider().await?;
-    let df = ctx.read_table(provider)?;
-    df.collect()
-        .await?
-        .iter()
-        .map(crate::index::plain_strings)
-        .collect()
-}
-
-/// Version, row count, size and last commit time of a loaded table, from the log alone.
-pub(crate) fn stats_of(table: &DeltaTable) -> Result<TableStats> {
-    let snapshot = table.snapshot()?;
-    let mut row_count = 0u64;
-    let mut size_bytes = 0u64;
-    let mut file_count = 0usize;
-    for file in snapshot.log_data().iter() {
-        file_count += 1;
-        row_count += file.num_records().unwrap_or(0) as u64;
-        size_bytes += u64::try_from(file.size()).unwrap_or(0);
-    }
-    let version = snapshot.version();
-    let last_commit_at = snapshot
-        .version_timestamp(version)
-        .and_then(DateTime::from_timestamp_millis);
-    Ok(TableStats {
-        version,
-        row_count,
-        file_count,
-        size_bytes,
-        last_commit_at,
-        schema_version: schema_version_of(table),
-    })
 }

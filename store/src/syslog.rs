@@ -67,17 +67,17 @@ pub struct SystemLog {
 impl SystemLog {
     /// Opens the log, creating its table on first use.
     pub async fn open(store: Arc<Store>, key: &str) -> Result<Self> {
-        crate::table::create_if_absent(
-            &store,
-            key,
-            &crate::table::NewTable {
-                name: key.replace('/', "."),
-                schema: arrow_schema(),
-                append_only: true,
-                checkpoint_interval: None,
-            },
-        )
-        .await?;
+        store
+            .create_table(
+                key,
+                &crate::table::NewTable {
+                    name: key.replace('/', "."),
+                    schema: arrow_schema(),
+                    append_only: true,
+                    checkpoint_interval: None,
+                },
+            )
+            .await?;
         Ok(Self {
             store,
             key: key.to_owned(),

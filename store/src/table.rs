@@ -1,10 +1,12 @@
-//! The one handle other crates hold on a table of the store, and the two ways they make
-//! one: [`create_if_absent`] for kho's own append-only logs, [`write_once`] for a table
-//! written whole in its first commit (a dataset release). Appends go through
+//! The one handle other crates hold on a table of the store ([`Table`]), and what the
+//! store makes tables from: [`NewTable`] for kho's own append-only logs
+//! ([`crate::Store::create_table`]), [`Rows`] for a table written whole in its first commit
+//! (a dataset release, [`crate::Store::write_table_once`]). Appends go through
 //! [`crate::writer`] (streams) and [`crate::appender`] (logs), overwrites through
 //! [`crate::commit::overwrite`] (views), compaction through [`crate::maintain`]: every commit
 //! of every table is made in this crate, and no other crate names a Delta type.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use arrow::array::RecordBatch;
@@ -12,14 +14,14 @@ use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::TableProvider;
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::SessionContext;
-use deltalake::kernel::StructField;
-use deltalake::kernel::transaction::CommitProperties;
-use deltalake::protocol::SaveMode;
-use deltalake::{DeltaTable, DeltaTableError, TableProperty};
+use deltalake::DeltaTable;
+
+use chrono::{DateTime, Utc};
+use deltalake::table::state::DeltaTableState;
+use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::schema::ColumnType;
-use crate::store::{Store, TableStats, read_delta, stats_of};
+use crate::schema::{ColumnType, SINCE_VERSION_KEY};
 
 /// A table of the store, loaded at one version.
 #[derive(Debug, Clone)]
@@ -68,10 +70,10 @@ impl Table {
     }
 
     /// The first of `removed` no longer live in this version: what makes a rewrite that
-    /// removes them stale (see [`crate::commit::first_gone`]).
+    /// removes them stale (see [`first_gone`]).
     pub fn first_gone<'a>(&self, removed: &'a [String]) -> Result<Option<&'a str>> {
         let state = self.delta.snapshot().map_err(Error::delta(&self.key))?;
-        Ok(crate::commit::first_gone(state, removed))
+        Ok(first_gone(state, removed))
     }
 
     /// The Arrow schema of this version.
@@ -121,7 +123,7 @@ pub struct NewTable {
 }
 
 /// The stream column type of an Arrow type, for tables described by an Arrow schema.
-fn column_type(key: &str, name: &str, dt: &DataType) -> Result<ColumnType> {
+pub(crate) fn column_type(key: &str, name: &str, dt: &DataType) -> Result<ColumnType> {
     Ok(match dt {
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => ColumnType::String,
         DataType::Int32 => ColumnType::Integer,
@@ -136,44 +138,6 @@ fn column_type(key: &str, name: &str, dt: &DataType) -> Result<ColumnType> {
             });
         }
     })
-}
-
-/// Creates the table at `key` unless it exists; losing a creation race to another process
-/// is success (the table is then there).
-pub async fn create_if_absent(store: &Store, key: &str, spec: &NewTable) -> Result<()> {
-    let mut table = store.table_handle(key)?;
-    match table.load().await {
-        Ok(()) => return Ok(()),
-        Err(DeltaTableError::NotATable(_)) => {}
-        Err(e) => return Err(Error::delta(key)(e)),
-    }
-    let columns = spec
-        .schema
-        .fields()
-        .iter()
-        .map(|f| {
-            let ty = column_type(key, f.name(), f.data_type())?;
-            Ok(StructField::new(f.name(), ty.delta(), f.is_nullable()))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let mut create = table
-        .create()
-        .with_save_mode(SaveMode::Ignore)
-        .with_table_name(&spec.name)
-        .with_columns(columns);
-    if spec.append_only {
-        create = create.with_configuration_property(TableProperty::AppendOnly, Some("true"));
-    }
-    if let Some(n) = spec.checkpoint_interval {
-        create = create
-            .with_configuration_property(TableProperty::CheckpointInterval, Some(n.to_string()));
-    }
-    if let Err(e) = create.await {
-        // Lost a creation race: the table must now exist.
-        let mut again = store.table_handle(key)?;
-        again.load().await.map_err(|_| Error::delta(key)(e))?;
-    }
-    Ok(())
 }
 
 /// The rows of a table written whole.
@@ -192,27 +156,86 @@ impl std::fmt::Debug for Rows {
     }
 }
 
-/// Writes a new table at `key` whole, in one put-if-absent of version 0. A table already
-/// there (another process's, racing) is an error, never an append: deltalake's retry would
-/// land a racing second write as an append of its rows.
-pub async fn write_once(
-    store: &Store,
-    key: &str,
-    name: &str,
-    description: &str,
-    rows: Rows,
-) -> Result<Table> {
-    let handle = store.table_handle(key)?;
-    let write = match rows {
-        Rows::Batches(b) => handle.write(b),
-        Rows::Plan(plan) => handle.write(Vec::new()).with_input_plan(plan),
+/// Size and freshness of a stream's table.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableStats {
+    /// Delta table version (0 is the creation commit).
+    pub version: u64,
+    pub row_count: u64,
+    pub file_count: usize,
+    pub size_bytes: u64,
+    /// When the latest version was committed.
+    pub last_commit_at: Option<DateTime<Utc>>,
+    /// The schema version recorded in the table.
+    pub schema_version: u32,
+}
+
+/// The schema version recorded in a table: the newest `kho.since_version` of its columns.
+pub(crate) fn schema_version_of(table: &DeltaTable) -> u32 {
+    let Ok(snapshot) = table.snapshot() else {
+        return 0;
     };
-    let delta = write
-        .with_save_mode(SaveMode::ErrorIfExists)
-        .with_table_name(name)
-        .with_description(description)
-        .with_commit_properties(CommitProperties::default().with_max_retries(0))
-        .await
-        .map_err(Error::delta(key))?;
-    Ok(Table::new(key, delta))
+    snapshot
+        .schema()
+        .fields()
+        .filter_map(|f| match f.metadata().get(SINCE_VERSION_KEY) {
+            Some(deltalake::kernel::MetadataValue::Number(n)) => u32::try_from(*n).ok(),
+            _ => None,
+        })
+        .max()
+        .unwrap_or(1)
+}
+
+/// Reads every row of a loaded table through DataFusion.
+pub(crate) async fn read_delta(table: &DeltaTable) -> Result<Vec<RecordBatch>> {
+    let ctx = SessionContext::new();
+    table.update_datafusion_session(&ctx.state())?;
+    let provider = table.table_provider().await?;
+    let df = ctx.read_table(provider)?;
+    df.collect()
+        .await?
+        .iter()
+        .map(crate::index::plain_strings)
+        .collect()
+}
+
+/// Version, row count, size and last commit time of a loaded table, from the log alone.
+pub(crate) fn stats_of(table: &DeltaTable) -> Result<TableStats> {
+    let snapshot = table.snapshot()?;
+    let mut row_count = 0u64;
+    let mut size_bytes = 0u64;
+    let mut file_count = 0usize;
+    for file in snapshot.log_data().iter() {
+        file_count += 1;
+        row_count += file.num_records().unwrap_or(0) as u64;
+        size_bytes += u64::try_from(file.size()).unwrap_or(0);
+    }
+    let version = snapshot.version();
+    let last_commit_at = snapshot
+        .version_timestamp(version)
+        .and_then(DateTime::from_timestamp_millis);
+    Ok(TableStats {
+        version,
+        row_count,
+        file_count,
+        size_bytes,
+        last_commit_at,
+        schema_version: schema_version_of(table),
+    })
+}
+
+/// The first of `removed` (paths relative to the table root, as the log records them) that
+/// is no longer a live file of the table at `state`: a rewrite planned on an older version
+/// must not land on this one, or the rows of that file would be in the table twice (or a
+/// file another rewrite already replaced would come back).
+pub(crate) fn first_gone<'a>(state: &DeltaTableState, removed: &'a [String]) -> Option<&'a str> {
+    let live: HashSet<String> = state
+        .log_data()
+        .iter()
+        .map(|f| f.path().into_owned())
+        .collect();
+    removed
+        .iter()
+        .find(|p| !live.contains(p.as_str()))
+        .map(String::as_str)
 }

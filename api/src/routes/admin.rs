@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// `POST /v1/admin/tokens`: `{role, sector?, name}` → the token, shown once.
 pub async fn issue(

@@ -9,9 +9,8 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use kho_catalog::dataset::SourceKind;
 use kho_catalog::{
-    Dataset, DatasetSpec, Governance, NewGrant, Principal, Pull, Role, Viewer, release,
+    Dataset, DatasetSpec, Governance, NewGrant, Pull, ReleaseStep, Role, Viewer, release,
 };
 use kho_query::{Format, encode};
 use serde::Deserialize;
@@ -20,7 +19,7 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::{Caller, MaybeCaller};
 use crate::error::{ApiError, ApiResult};
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// The base URL links are made from: the configured public URL, else this request's host.
 pub(crate) fn base_url(state: &AppState, headers: &HeaderMap) -> String {
@@ -37,16 +36,8 @@ pub(crate) fn base_url(state: &AppState, headers: &HeaderMap) -> String {
 /// A dataset as a caller sees it: grants only for stewards and the owner.
 pub(crate) fn dataset_json(gov: &Governance, d: &Dataset, viewer: Viewer<'_>, base: &str) -> Value {
     let mut v = serde_json::to_value(d).expect("plain data");
-    // Who did what is told by token id and name only to stewards and the admin; anyone
-    // else sees the role and the organisation.
-    let sees_ids =
-        matches!(viewer, Viewer::Principal(p) if matches!(p.role, Role::Steward | Role::Admin));
-    if !sees_ids {
-        let actor = |id: &str| match gov.token(id) {
-            Some(t) => public_actor(t.role, t.sector.as_deref()),
-            None if id == "admin" => public_actor(Role::Admin, None),
-            None => json!({"role": "unknown"}),
-        };
+    if !viewer.sees_actor_ids() {
+        let actor = |id: &str| serde_json::to_value(gov.public_actor(id)).expect("plain data");
         if let Some(steps) = v["history"].as_array_mut() {
             for (step, s) in steps.iter_mut().zip(&d.history) {
                 let o = step.as_object_mut().expect("an object");
@@ -63,15 +54,7 @@ pub(crate) fn dataset_json(gov: &Governance, d: &Dataset, viewer: Viewer<'_>, ba
             }
         }
     }
-    let privileged = match viewer {
-        Viewer::Principal(p) => {
-            p.role == Role::Steward
-                || p.role == Role::Center
-                || (p.role == Role::Sector && p.sector.as_deref() == Some(d.owner.as_str()))
-        }
-        Viewer::Anonymous => false,
-    };
-    if !privileged {
+    if !d.grants_visible_to(viewer) {
         v.as_object_mut().expect("an object").remove("grants");
     }
     let (slug, name) = d.publisher();
@@ -81,18 +64,6 @@ pub(crate) fn dataset_json(gov: &Governance, d: &Dataset, viewer: Viewer<'_>, ba
         "data": format!("{base}/v1/catalog/datasets/{}/data", d.spec.id),
     });
     v
-}
-
-/// A role and its organisation, for the public record of a dataset's history.
-fn public_actor(role: Role, sector: Option<&str>) -> Value {
-    let organisation = match (role, sector) {
-        (Role::Sector, Some(s)) => Some(kho_catalog::dataset::organization(s).1),
-        (Role::Center | Role::Steward | Role::Admin, _) => {
-            Some(kho_catalog::dataset::organization("center").1)
-        }
-        _ => None,
-    };
-    json!({"role": role.as_str(), "organisation": organisation})
 }
 
 /// `GET /v1/catalog/datasets`: what the caller may see.
@@ -175,16 +146,12 @@ pub async fn step(
         "approve" => g.approve(&by, &id, why(body)).await?,
         "revoke" => g.revoke_dataset(&by, &id, why(body)).await?,
         "publish" | "releases" => {
-            // A release of a view reflects the view as fresh as it can be.
-            let d = g.dataset_for(Viewer::Principal(&by), &id)?;
-            if d.spec.source.kind == SourceKind::View {
-                state.views.refresh(&d.spec.source.name).await?;
-            }
-            if step == "publish" {
-                g.publish(&by, &id).await?
+            let step = if step == "publish" {
+                ReleaseStep::Publish
             } else {
-                g.new_release(&by, &id).await?
-            }
+                ReleaseStep::NewRelease
+            };
+            g.release_fresh(&state.views, &by, &id, step).await?
         }
         other => {
             return Err(ApiError::NotFound(format!(
@@ -326,21 +293,8 @@ impl Puller {
 pub(crate) fn readable(state: &AppState, caller: &MaybeCaller, id: &str) -> ApiResult<Dataset> {
     let viewer = caller.viewer();
     let d = state.governance.dataset_for(viewer, id)?;
-    if d.readable_by(viewer) {
-        return Ok(d);
-    }
-    Err(ApiError::Forbidden(match d.state {
-        kho_catalog::State::Revoked => {
-            format!("dataset {id} has been revoked: it is no longer served")
-        }
-        kho_catalog::State::Published => {
-            format!("dataset {id} is shared: pulling it needs a grant")
-        }
-        s => format!(
-            "dataset {id} is {}: only published datasets are served",
-            s.as_str()
-        ),
-    }))
+    d.check_readable(viewer)?;
+    Ok(d)
 }
 
 /// `GET /v1/catalog/datasets/{id}/data`: a release as CSV, JSON, Parquet or Arrow.
@@ -462,14 +416,4 @@ pub async fn verify(
 ) -> ApiResult<Json<kho_catalog::Verification>> {
     caller.require(&[Role::Steward], "verifying the audit log")?;
     Ok(Json(state.audit.verify().await?))
-}
-
-/// Principal of a scheduler-made release.
-pub(crate) fn scheduler() -> Principal {
-    Principal {
-        id: "scheduler".into(),
-        role: Role::Steward,
-        sector: None,
-        name: "kho scheduler".into(),
-    }
 }

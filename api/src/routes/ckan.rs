@@ -20,7 +20,7 @@ use serde_json::{Map, Value, json};
 use crate::auth::MaybeCaller;
 use crate::error::ApiError;
 use crate::routes::catalog::{Puller, base_url, readable};
-use crate::server::AppState;
+use crate::state::AppState;
 
 const ACTIONS: [&str; 9] = [
     "status_show",

@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use crate::auth::MaybeCaller;
 use crate::routes::catalog::base_url;
-use crate::server::AppState;
+use crate::state::AppState;
 
 fn lang(vi: &str, en: &str) -> Value {
     json!([{"@value": vi, "@language": "vi"}, {"@value": en, "@language": "en"}])

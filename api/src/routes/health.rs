@@ -7,7 +7,7 @@ use axum::response::IntoResponse;
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, ApiResult};
-use crate::server::AppState;
+use crate::state::AppState;
 
 /// `GET /healthz`: the store answers, and the queue is not full.
 pub async fn healthz(State(state): State<AppState>) -> ApiResult<Json<Value>> {

@@ -12,7 +12,7 @@ use serde::Serialize;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::server::AppState;
+use crate::state::AppState;
 
 #[derive(Serialize)]
 pub struct StreamSummary {

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::server::AppState;
+use crate::state::AppState;
 
 #[derive(Serialize)]
 pub struct ViewListing {

@@ -12,16 +12,35 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use clap::Args;
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
-use crate::cli::DemoArgs;
 use data::article;
 use generate::FIRST_YEAR;
 use kho_api::server::{serve_on, shutdown_signal};
 
 /// The file that marks a directory as the demo's own (and safe to start over).
 const MARKER: &str = ".kho-demo";
+
+#[derive(Debug, Args, Clone)]
+pub(crate) struct DemoArgs {
+    /// Where the demo's data goes. The default directory is the demo's own: each run starts
+    /// it over. Another directory must be new or empty.
+    #[arg(long, default_value = "./kho-demo")]
+    pub(crate) store: String,
+    #[command(flatten)]
+    pub(crate) server: crate::start::ServerArgs,
+    /// Seed of the generator: the same seed gives the same events.
+    #[arg(long, default_value_t = 2021)]
+    pub(crate) seed: u64,
+    /// Years of data from 2021 on: N times the volume (2021 stays the report's year).
+    #[arg(long, default_value_t = 1)]
+    pub(crate) scale: u32,
+    /// Exit after the summary instead of serving (exit code 1 if a figure does not match).
+    #[arg(long)]
+    pub(crate) exit: bool,
+}
 
 /// The tokens the demo issues, by what they are for.
 struct Tokens {
@@ -55,7 +74,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         .server
         .admin_token
         .clone()
-        .unwrap_or_else(crate::cli::random_token);
+        .unwrap_or_else(crate::start::random_token);
     // `--scale` years past this one are synthetic futures: let the demo's own server take them.
     let mut server = args.server.clone();
     let ingest = &mut server.ingest;
@@ -70,7 +89,7 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
             .max(u64::try_from(hours).unwrap_or(0));
     }
     let state =
-        crate::cli::open_state(store, &admin_token, &server, Duration::from_secs(3600)).await?;
+        crate::start::open_state(store, &admin_token, &server, Duration::from_secs(3600)).await?;
     let listener = TcpListener::bind(server.listen)
         .await
         .with_context(|| format!("cannot listen on {}", server.listen))?;
