@@ -12,6 +12,7 @@ use kho_ingest::IngestError;
 use serde_json::{Value, json};
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ApiError {
     #[error("{0}")]
     Unauthenticated(String),
@@ -167,7 +168,7 @@ impl From<IngestError> for ApiError {
             IngestError::IdempotencyKeyReused => Self::Unprocessable(msg),
             IngestError::ShuttingDown => Self::Unavailable(msg),
             IngestError::Store(inner) if inner.is_unavailable() => Self::Unavailable(msg),
-            IngestError::Store(_) => Self::Internal(msg),
+            _ => Self::Internal(msg),
         }
     }
 }
@@ -188,18 +189,21 @@ impl From<CatalogError> for ApiError {
             CatalogError::Conflict(_) => Self::Conflict(msg),
             CatalogError::Store(s) => (*s).into(),
             CatalogError::Query(q) => (*q).into(),
+            _ => Self::Internal(msg),
         }
     }
 }
 
 impl From<kho_store::Error> for ApiError {
     fn from(e: kho_store::Error) -> Self {
-        if e.is_client_error() {
-            Self::NotFound(e.to_string())
-        } else if e.is_unavailable() {
-            Self::Unavailable(e.to_string())
-        } else {
-            Self::Internal(e.to_string())
+        use kho_store::ErrorKind as K;
+        let msg = e.to_string();
+        match e.kind() {
+            K::NotFound => Self::NotFound(msg),
+            K::Invalid => Self::BadRequest(msg),
+            K::Conflict => Self::Conflict(msg),
+            K::Unavailable => Self::Unavailable(msg),
+            _ => Self::Internal(msg),
         }
     }
 }
@@ -219,7 +223,7 @@ impl From<kho_query::QueryError> for ApiError {
             Q::DataFusion(ref d) if kho_store::error::is_storage_fault(d.as_ref()) => {
                 Self::Unavailable(msg)
             }
-            Q::DataFusion(_) | Q::Arrow(_) | Q::Parquet(_) | Q::Internal(_) => Self::Internal(msg),
+            _ => Self::Internal(msg),
         }
     }
 }

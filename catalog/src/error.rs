@@ -1,5 +1,6 @@
 /// Why a governance request was refused or failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum CatalogError {
     #[error("missing or malformed credentials: {0}")]
     Unauthenticated(&'static str),

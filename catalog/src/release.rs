@@ -172,17 +172,19 @@ pub async fn materialize(store: &Store, spec: &DatasetSpec, version: u32) -> Res
             &spec.metadata.title.en,
             rows,
         )
-        .await
-        .map_err(|e| {
-            if e.is_unavailable() {
-                return CatalogError::Store(Box::new(e));
-            }
-            CatalogError::Conflict(format!(
-                "release {version} of {} could not be written: {}",
-                spec.id,
-                first_line(&e.to_string())
-            ))
-        })?;
+        .await;
+    let table = match table {
+        Ok(t) => t,
+        // Another process wrote this release first: the step is the caller's to retry.
+        Err(_) if store.try_table(&release).await?.is_some() => {
+            return Err(CatalogError::Conflict(format!(
+                "release {version} of {} was written by another process at the same time; ask again",
+                spec.id
+            )));
+        }
+        // Otherwise the store failed (503) or kho did (500): not the caller's conflict.
+        Err(e) => return Err(CatalogError::Store(Box::new(e))),
+    };
     let rows = table.stats()?.row_count;
     Ok((rows, source_version))
 }

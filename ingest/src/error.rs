@@ -4,6 +4,7 @@ use kho_store::RowError;
 
 /// Why an append was refused or failed.
 #[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
 pub enum IngestError {
     #[error("unknown stream {0}")]
     UnknownStream(String),

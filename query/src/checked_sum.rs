@@ -22,8 +22,13 @@ use datafusion::logical_expr::{
 };
 use datafusion::prelude::SessionContext;
 
-/// The message a sum that leaves 64 bits fails with (after [`crate::guard::MARK`]).
+/// The message a sum that leaves 64 bits fails with.
 pub const OVERFLOW: &str = "sum leaves the 64-bit integer range";
+
+/// A sum left 64 bits: carried through DataFusion as an external error.
+#[derive(Debug, thiserror::Error)]
+#[error("{OVERFLOW}")]
+pub struct Overflow;
 
 /// Replaces `sum` in `ctx` with the checked one.
 pub fn install(ctx: &SessionContext) {
@@ -44,7 +49,9 @@ fn int64(args: &AccumulatorArgs) -> bool {
 }
 
 fn overflow<T>() -> Result<T> {
-    exec_err!("{}{OVERFLOW}", crate::guard::MARK)
+    Err(datafusion::error::DataFusionError::External(Box::new(
+        Overflow,
+    )))
 }
 
 impl AggregateUDFImpl for CheckedSum {
@@ -97,10 +104,7 @@ impl AggregateUDFImpl for CheckedSum {
         if int64(&args) && !args.is_distinct {
             Ok(Box::<Sum>::default())
         } else if int64(&args) {
-            exec_err!(
-                "{}sum(DISTINCT …) over a window frame is not supported",
-                crate::guard::MARK
-            )
+            crate::guard::refuse("sum(DISTINCT …) over a window frame is not supported".into())
         } else {
             self.inner.create_sliding_accumulator(args)
         }

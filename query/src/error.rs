@@ -1,5 +1,6 @@
 /// Why a query or a view operation was refused or failed.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum QueryError {
     #[error("unknown view {0}")]
     UnknownView(String),

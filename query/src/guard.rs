@@ -14,7 +14,7 @@ use std::hash::{Hash, Hasher};
 
 use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, FieldRef, Int64Type};
-use datafusion::common::{Result, ScalarValue, exec_err};
+use datafusion::common::{Result, ScalarValue};
 use datafusion::execution::FunctionRegistry;
 use datafusion::logical_expr::{
     ColumnarValue, Documentation, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl,
@@ -26,8 +26,19 @@ use datafusion::prelude::SessionContext;
 /// on every row of a batch, so its size counts this many times.
 pub const BATCH_ROWS: usize = 1024;
 
-/// Starts the message of a guard's error, so the SQL engine can tell it from other errors.
-pub const MARK: &str = "kho-guard: ";
+/// A query refused by one of kho's own SQL rules (a guarded function's budget, its argument
+/// types): carried through DataFusion as an external error, so the SQL engine tells it from
+/// DataFusion's own errors by its type, not its text.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Refusal(pub String);
+
+/// The DataFusion error for a [`Refusal`].
+pub(crate) fn refuse<T>(message: String) -> Result<T> {
+    Err(datafusion::error::DataFusionError::External(Box::new(
+        Refusal(message),
+    )))
+}
 
 const GUARDED: [&str; 9] = [
     "repeat",
@@ -113,12 +124,12 @@ fn ints(v: &ColumnarValue, rows: usize) -> std::result::Result<Vec<Option<i64>>,
 impl Guarded {
     fn over(&self, bytes: u128) -> Result<()> {
         if bytes > self.budget as u128 {
-            return exec_err!(
-                "{MARK}{}(…) would make {} MiB for one batch; a query may make at most {} MiB with one function call",
+            return refuse(format!(
+                "{}(…) would make {} MiB for one batch; a query may make at most {} MiB with one function call",
                 self.inner.name(),
                 bytes / (1024 * 1024),
                 self.budget / (1024 * 1024)
-            );
+            ));
         }
         Ok(())
     }
@@ -129,10 +140,10 @@ impl Guarded {
         let a = &args.args;
         let int_arg = |i: usize| {
             ints(&a[i], rows).or_else(|()| {
-                exec_err!(
-                    "{MARK}{} takes integer arguments in kho's SQL",
+                refuse(format!(
+                    "{} takes integer arguments in kho's SQL",
                     self.inner.name()
-                )
+                ))
             })
         };
         let clamp = |n: Option<i64>| u128::try_from(n.unwrap_or(0).max(0)).unwrap_or(0);

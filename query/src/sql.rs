@@ -243,33 +243,50 @@ impl SqlEngine {
     }
 }
 
-/// Memory exhaustion is the query's own limit; anything else is reported as it is.
+/// Whose fault a failed query is, by the error's type: kho's own refusals and DataFusion's
+/// memory limit are the query's limits (422), a sum past 64 bits is 422 `sum_overflow`, a
+/// failing store is the store's (503), the SQL's own mistakes (parse, plan, schema, a
+/// function's bad input) are the caller's (400), and anything else is kho's (500).
 fn classify(e: datafusion::error::DataFusionError, limits: &SqlLimits) -> QueryError {
-    let text = e.to_string();
-    if text.contains(crate::checked_sum::OVERFLOW) {
+    use datafusion::error::DataFusionError as D;
+    if let Some(r) = external::<crate::guard::Refusal>(&e) {
+        return QueryError::Limit(r.0.clone());
+    }
+    if external::<crate::checked_sum::Overflow>(&e).is_some() {
         return QueryError::SumOverflow(format!(
             "{}: a sum of the query does not fit a 64-bit integer (cast its argument to DOUBLE or DECIMAL for an approximate or wider sum)",
             crate::checked_sum::OVERFLOW
         ));
     }
-    if let Some(at) = text.find(crate::guard::MARK) {
-        return QueryError::Limit(
-            text[at + crate::guard::MARK.len()..]
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .to_owned(),
-        );
+    if kho_store::error::is_storage_fault(&e) {
+        return QueryError::DataFusion(Box::new(e));
     }
-    if text.contains("Resources exhausted") {
-        QueryError::Limit(format!(
+    match e.find_root() {
+        D::ResourcesExhausted(_) => QueryError::Limit(format!(
             "the query needed more than its memory limit of {} MiB and was stopped: {}",
             limits.memory_bytes / (1024 * 1024),
-            text.lines().next().unwrap_or_default()
-        ))
-    } else {
-        QueryError::BadRequest(text)
+            e.to_string().lines().next().unwrap_or_default()
+        )),
+        D::SQL(..)
+        | D::Plan(_)
+        | D::SchemaError(..)
+        | D::NotImplemented(_)
+        | D::Execution(_)
+        | D::ArrowError(..) => QueryError::BadRequest(e.to_string()),
+        _ => QueryError::DataFusion(Box::new(e)),
     }
+}
+
+/// The error of type `T` that `e` carries as an external error, however wrapped.
+fn external<T: std::error::Error + 'static>(e: &datafusion::error::DataFusionError) -> Option<&T> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if let Some(t) = err.downcast_ref::<T>() {
+            return Some(t);
+        }
+        source = err.source();
+    }
+    None
 }
 
 #[cfg(test)]

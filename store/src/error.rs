@@ -19,7 +19,24 @@ impl RowError {
     }
 }
 
+/// Whose fault an error is, and so what a caller can do about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The caller named something that is not there (a stream, a version, a time).
+    NotFound,
+    /// The caller asked for something malformed (a store location).
+    Invalid,
+    /// The request contradicts what is stored (a stream definition that removes a column).
+    Conflict,
+    /// The store failed to answer, or writers kept colliding: retry; nothing was acknowledged.
+    Unavailable,
+    /// kho's own fault (a corrupt log, a bug): not the caller's to fix.
+    Internal,
+}
+
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     #[error("invalid store location {location}: {reason}")]
     InvalidLocation { location: String, reason: String },
@@ -92,12 +109,19 @@ impl Error {
         }
     }
 
-    /// True for errors caused by the caller (bad input or a missing thing), not by the store.
-    pub fn is_client_error(&self) -> bool {
-        matches!(
-            self,
-            Self::UnknownStream(_) | Self::NoSuchVersion { .. } | Self::NoVersionAtTime { .. }
-        )
+    /// Whose fault the error is, by its variant (and, for the Delta kernel's errors, which
+    /// keep the object store's failures as text only, by what failed).
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Self::UnknownStream(_) | Self::NoSuchVersion { .. } | Self::NoVersionAtTime { .. } => {
+                ErrorKind::NotFound
+            }
+            Self::InvalidLocation { .. } => ErrorKind::Invalid,
+            Self::SchemaConflict { .. } => ErrorKind::Conflict,
+            Self::CommitContention { .. } => ErrorKind::Unavailable,
+            _ if is_storage_fault(self) => ErrorKind::Unavailable,
+            _ => ErrorKind::Internal,
+        }
     }
 }
 
@@ -106,7 +130,7 @@ impl Error {
     /// S3, a disk error), or writers kept colliding: the request may succeed if retried, and
     /// nothing it did was acknowledged.
     pub fn is_unavailable(&self) -> bool {
-        matches!(self, Self::CommitContention { .. }) || is_storage_fault(self)
+        self.kind() == ErrorKind::Unavailable
     }
 }
 

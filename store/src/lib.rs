@@ -44,7 +44,7 @@ pub mod writer;
 pub use appender::{Appended, Appender};
 pub use changes::{Changes, commit_metadata, latest_version, rows_added};
 pub use commit::{OverwriteMeta, overwrite};
-pub use error::{Error, Result, RowError};
+pub use error::{Error, ErrorKind, Result, RowError};
 pub use index::Receipt;
 pub use location::Location;
 pub use maintain::{MaintenanceOptions, MaintenanceReport, maintain_table};
