@@ -66,6 +66,14 @@ async fn authenticate(header: &HeaderValue, state: &AppState) -> Result<Principa
     Ok(state.governance.authenticate(token).await?)
 }
 
+/// "a" or "an" before a role's name, as it is said.
+fn article(word: &str) -> &'static str {
+    match word.chars().next() {
+        Some('a' | 'e' | 'i' | 'o' | 'u') => "an",
+        _ => "a",
+    }
+}
+
 impl Caller {
     /// Refuses unless the caller holds one of `roles`.
     pub fn require(&self, roles: &[Role], what: &str) -> Result<&Principal, ApiError> {
@@ -73,10 +81,12 @@ impl Caller {
             Ok(&self.0)
         } else {
             let names: Vec<&str> = roles.iter().map(|r| r.as_str()).collect();
+            let wanted = names.join(" or ");
+            let held = self.0.role.as_str();
             Err(ApiError::Forbidden(format!(
-                "{what} needs a {} token; this is a {} token",
-                names.join(" or "),
-                self.0.role.as_str()
+                "{what} needs {} {wanted} token; this is {} {held} token",
+                article(&wanted),
+                article(held)
             )))
         }
     }

@@ -4,7 +4,6 @@
 //! was wrong; 5xx bodies are generic and the cause is logged.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use kho_catalog::CatalogError;
@@ -224,17 +223,6 @@ impl From<kho_query::QueryError> for ApiError {
                 Self::Unavailable(msg)
             }
             _ => Self::Internal(msg),
-        }
-    }
-}
-
-impl From<JsonRejection> for ApiError {
-    fn from(r: JsonRejection) -> Self {
-        match r {
-            JsonRejection::MissingJsonContentType(_) => {
-                Self::UnsupportedMediaType("expected Content-Type: application/json".into())
-            }
-            other => Self::BadRequest(other.body_text()),
         }
     }
 }

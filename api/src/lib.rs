@@ -2,10 +2,12 @@
 //! loop). The only crate that knows HTTP; the `kho` binary crate starts it.
 //!
 //! Routes live in [`routes`], one module per resource; errors become statuses in
-//! [`error`] alone; callers are authenticated in [`auth`].
+//! [`error`] alone; bodies and query strings are parsed by [`extract`], whose rejections
+//! are those errors; callers are authenticated in [`auth`].
 
 pub mod auth;
 pub mod error;
+pub mod extract;
 pub mod listen;
 pub mod metrics;
 pub mod ratelimit;

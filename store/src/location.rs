@@ -85,6 +85,15 @@ impl Location {
         })
     }
 
+    /// A store held in an object store the caller provides, addressed as `memory:///`: what
+    /// tests use to put a store on an object store that fails on demand.
+    pub fn provided(store: Arc<dyn ObjectStore>) -> Self {
+        Self {
+            root: Url::parse("memory:///").expect("static url"),
+            memory: Some(store),
+        }
+    }
+
     /// The root URL, ending with `/`.
     pub fn root(&self) -> &Url {
         &self.root

@@ -67,6 +67,21 @@ impl Store {
         }))
     }
 
+    /// Opens a store on an object store the caller provides ([`Location::provided`]) and
+    /// registers the province stream pack.
+    pub async fn open_provided(
+        object_store: Arc<dyn object_store::ObjectStore>,
+    ) -> Result<Arc<Self>> {
+        let store = Arc::new(Self {
+            location: Location::provided(object_store),
+            streams: RwLock::new(BTreeMap::new()),
+        });
+        for def in crate::pack::province_pack() {
+            store.register(def).await?;
+        }
+        Ok(store)
+    }
+
     /// Opens the store and registers the province stream pack.
     pub async fn open_with_pack(spec: &str) -> Result<Arc<Self>> {
         let store = Self::open(spec)?;

@@ -64,7 +64,7 @@ async fn tokens_roles_and_revocation() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(
         body["error"]["message"],
-        "issuing tokens needs a admin token; this is a center token"
+        "issuing tokens needs an admin token; this is a center token"
     );
     for (req, fragment) in [
         (

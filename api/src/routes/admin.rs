@@ -1,7 +1,6 @@
 //! `/v1/admin/tokens`: issuing, listing and revoking tokens.
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use kho_catalog::{IssuedToken, NewToken, Role, TokenInfo};
@@ -9,16 +8,16 @@ use serde::Deserialize;
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::JsonBody;
 use crate::state::AppState;
 
 /// `POST /v1/admin/tokens`: `{role, sector?, name}` → the token, shown once.
 pub async fn issue(
     State(state): State<AppState>,
     caller: Caller,
-    body: Result<Json<NewToken>, JsonRejection>,
+    JsonBody(req): JsonBody<NewToken>,
 ) -> ApiResult<(StatusCode, Json<IssuedToken>)> {
     let admin = caller.require(&[Role::Admin], "issuing tokens")?;
-    let Json(req) = body?;
     let issued = state.governance.issue(admin, req).await?;
     tracing::info!(id = %issued.info.id, role = issued.info.role.as_str(), "token issued");
     Ok((StatusCode::CREATED, Json(issued)))
@@ -44,10 +43,10 @@ pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
-    body: Option<Json<Revoke>>,
+    body: Option<JsonBody<Revoke>>,
 ) -> ApiResult<Json<TokenInfo>> {
     let admin = caller.require(&[Role::Admin], "revoking tokens")?;
-    let reason = body.and_then(|Json(r)| r.reason);
+    let reason = body.and_then(|JsonBody(r)| r.reason);
     let info = state
         .governance
         .revoke(admin, &id, reason)

@@ -5,8 +5,7 @@ use std::net::SocketAddr;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use kho_catalog::{
@@ -19,6 +18,7 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::{Caller, MaybeCaller};
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, Params};
 use crate::state::AppState;
 
 /// The base URL links are made from: the configured public URL, else this request's host.
@@ -106,9 +106,8 @@ pub async fn create(
     State(state): State<AppState>,
     Caller(by): Caller,
     headers: HeaderMap,
-    body: Result<Json<DatasetSpec>, JsonRejection>,
+    JsonBody(spec): JsonBody<DatasetSpec>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let Json(spec) = body?;
     let d = state.governance.draft(&by, spec).await?;
     Ok((
         StatusCode::CREATED,
@@ -128,8 +127,8 @@ pub struct Why {
     why: Option<String>,
 }
 
-fn why(body: Option<Json<Why>>) -> Option<String> {
-    body.and_then(|Json(w)| w.why)
+fn why(body: Option<JsonBody<Why>>) -> Option<String> {
+    body.and_then(|JsonBody(w)| w.why)
 }
 
 /// `POST /v1/catalog/datasets/{id}/{step}`: propose, approve, publish, revoke, releases.
@@ -138,7 +137,7 @@ pub async fn step(
     Caller(by): Caller,
     Path((id, step)): Path<(String, String)>,
     headers: HeaderMap,
-    body: Option<Json<Why>>,
+    body: Option<JsonBody<Why>>,
 ) -> ApiResult<Json<Value>> {
     let g = &state.governance;
     let d = match step.as_str() {
@@ -174,9 +173,8 @@ pub async fn grant(
     Caller(by): Caller,
     Path(id): Path<String>,
     headers: HeaderMap,
-    body: Result<Json<NewGrant>, JsonRejection>,
+    JsonBody(g): JsonBody<NewGrant>,
 ) -> ApiResult<(StatusCode, Json<Value>)> {
-    let Json(g) = body?;
     let d = state.governance.grant(&by, &id, g).await?;
     Ok((
         StatusCode::CREATED,
@@ -297,37 +295,34 @@ pub(crate) fn readable(state: &AppState, caller: &MaybeCaller, id: &str) -> ApiR
     Ok(d)
 }
 
+/// The query string of a pull: `format`, `limit`, `offset`, `version` (of the release).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataParams {
+    format: Option<String>,
+    limit: Option<usize>,
+    #[serde(default)]
+    offset: usize,
+    version: Option<u32>,
+}
+
 /// `GET /v1/catalog/datasets/{id}/data`: a release as CSV, JSON, Parquet or Arrow.
 pub async fn data(
     State(state): State<AppState>,
     caller: MaybeCaller,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Path(id): Path<String>,
-    RawQuery(query): RawQuery,
+    Params(DataParams {
+        format,
+        limit,
+        offset,
+        version,
+    }): Params<DataParams>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     let d = readable(&state, &caller, &id)?;
     let puller = Puller::new(&state, &caller, addr);
     puller.admit(&state)?;
-    let (mut format, mut limit, mut offset, mut version) = (None, None, 0usize, None);
-    for (k, v) in url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
-        let n = |v: &str| {
-            v.parse::<usize>().map_err(|_| {
-                ApiError::BadRequest(format!("{k} takes a non-negative integer, not {v:?}"))
-            })
-        };
-        match k.as_ref() {
-            "format" => format = Some(v.into_owned()),
-            "limit" => limit = Some(n(&v)?),
-            "offset" => offset = n(&v)?,
-            "version" => version = Some(u32::try_from(n(&v)?).unwrap_or(u32::MAX)),
-            other => {
-                return Err(ApiError::BadRequest(format!(
-                    "unknown parameter {other}: format, limit, offset or version"
-                )));
-            }
-        }
-    }
     let release = match version {
         Some(v) => d
             .release(v)
@@ -379,28 +374,29 @@ pub async fn data(
     Ok(resp)
 }
 
+/// The query string of the audit log: `limit` (1,000 unless given) and `offset`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditParams {
+    #[serde(default = "AuditParams::page")]
+    limit: usize,
+    #[serde(default)]
+    offset: usize,
+}
+
+impl AuditParams {
+    fn page() -> usize {
+        1000
+    }
+}
+
 /// `GET /v1/catalog/audit?limit&offset`: the audit log, for stewards.
 pub async fn audit(
     State(state): State<AppState>,
     caller: Caller,
-    RawQuery(query): RawQuery,
+    Params(AuditParams { limit, offset }): Params<AuditParams>,
 ) -> ApiResult<Json<Value>> {
     caller.require(&[Role::Steward], "reading the audit log")?;
-    let (mut limit, mut offset) = (1000usize, 0usize);
-    for (k, v) in url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
-        let n = v
-            .parse::<usize>()
-            .map_err(|_| ApiError::BadRequest(format!("{k} takes a non-negative integer")))?;
-        match k.as_ref() {
-            "limit" => limit = n,
-            "offset" => offset = n,
-            other => {
-                return Err(ApiError::BadRequest(format!(
-                    "unknown parameter {other}: limit or offset"
-                )));
-            }
-        }
-    }
     let entries = state.audit.entries().await?;
     let total = entries.len();
     let page: Vec<_> = entries.into_iter().skip(offset).take(limit).collect();

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::{ConnectInfo, Path, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use futures::TryStreamExt;
@@ -19,6 +19,7 @@ use serde_json::{Map, Value, json};
 
 use crate::auth::MaybeCaller;
 use crate::error::ApiError;
+use crate::extract::Params;
 use crate::routes::catalog::{Puller, base_url, readable};
 use crate::state::AppState;
 
@@ -94,7 +95,7 @@ pub async fn action(
     caller: Result<MaybeCaller, ApiError>,
     ConnectInfo(addr): ConnectInfo<SocketAddr>,
     Path(action): Path<String>,
-    RawQuery(query): RawQuery,
+    query: Result<Params<Map<String, Value>>, ApiError>,
     headers: HeaderMap,
     body: Result<Bytes, axum::extract::rejection::BytesRejection>,
 ) -> Response {
@@ -110,11 +111,11 @@ pub async fn action(
         Ok(b) => b,
         Err(r) => return ckan.err(r.status(), "Validation Error", &r.body_text()),
     };
-    // Parameters: the query string, then a JSON object body.
-    let mut params: Map<String, Value> =
-        url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
-            .map(|(k, v)| (k.into_owned(), Value::String(v.into_owned())))
-            .collect();
+    // Parameters: the query string (every value a string), then a JSON object body.
+    let mut params = match query {
+        Ok(Params(p)) => p,
+        Err(e) => return ckan.api_error(e),
+    };
     if !body.is_empty() {
         match serde_json::from_slice::<Value>(&body) {
             Ok(Value::Object(o)) => params.extend(o),

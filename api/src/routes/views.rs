@@ -2,7 +2,6 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -15,6 +14,7 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
+use crate::extract::{JsonBody, Params};
 use crate::state::AppState;
 
 #[derive(Serialize)]
@@ -58,16 +58,13 @@ pub async fn get(
     caller: Caller,
     Path(view): Path<String>,
     RawQuery(query): RawQuery,
+    Params(pairs): Params<Vec<(String, String)>>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
     caller.require(&[Role::Center], "reading views")?;
     kho_query::spec(&view).ok_or_else(|| ApiError::NotFound(format!("unknown view {view}")))?;
     let mut q = ViewQuery::default();
     let mut format_param = None;
-    let pairs: Vec<(String, String)> =
-        url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes())
-            .into_owned()
-            .collect();
     for (k, v) in &pairs {
         match k.as_str() {
             "format" => format_param = Some(v.clone()),
@@ -119,10 +116,9 @@ pub async fn sql(
     State(state): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    body: Result<Json<SqlRequest>, JsonRejection>,
+    JsonBody(req): JsonBody<SqlRequest>,
 ) -> ApiResult<Response> {
     caller.require(&[Role::Center], "running SQL")?;
-    let Json(req) = body?;
     let format = negotiate(req.format.as_deref(), &headers)?;
     let result = state.sql.run(&req.sql).await?;
     let rows = result.rows;

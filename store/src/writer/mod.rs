@@ -7,12 +7,14 @@
 //! whose `event_id` is already in the stream). The commit is a put-if-absent of the next log
 //! version with no automatic retry, so a lost race is detected, the writer catches up again
 //! and decides again: two processes appending at once lose nothing and duplicate nothing.
+//!
+//! The decisions are made in [`plan`], which does no I/O; this module reads the log,
+//! writes the Parquet file and commits.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use arrow::array::{ArrayRef, AsArray, BooleanArray, RecordBatch, TimestampMicrosecondArray};
+use arrow::array::{ArrayRef, RecordBatch, TimestampMicrosecondArray};
 use arrow::compute::{concat_batches, filter_record_batch};
 use chrono::Utc;
 use deltalake::DeltaTable;
@@ -22,12 +24,12 @@ use deltalake::writer::{DeltaWriter, RecordBatchWriter};
 use futures::{StreamExt, TryStreamExt};
 use object_store::path::Path;
 
+mod plan;
+
+use self::plan::{Accepted, Decision, Plan, Planner, Rules, finish};
 use crate::commit::MAX_ATTEMPTS;
 use crate::error::{Error, Result, RowError};
-use crate::index::{
-    BatchRecord, CommitMeta, IdMap, IdSet, KeyEntry, Receipt, StreamIndex, parse_commit, parse_id,
-    read_columns, type_index,
-};
+use crate::index::{CommitMeta, KeyEntry, Receipt, StreamIndex, parse_commit, read_columns};
 use crate::schema::{EVENT_ID, EVENT_TYPE, RECORDED_AT, StreamDef, UTC};
 use crate::store::{Store, stream_key};
 
@@ -87,10 +89,7 @@ pub struct StreamWriter {
     /// The table version the index reflects.
     indexed_version: u64,
     config: WriterConfig,
-    /// Per reference rule of the definition: its event type's index and its column's.
-    refs: Vec<(u8, usize)>,
-    /// The index of the retraction event type (never the target of a reference).
-    retraction: u8,
+    rules: Rules,
 }
 
 impl std::fmt::Debug for StreamWriter {
@@ -103,39 +102,12 @@ impl std::fmt::Debug for StreamWriter {
     }
 }
 
-/// The decision for one submission within a planned group.
-enum Decision {
-    Done(Outcome),
-    /// Same key as an earlier submission of this group: gets its outcome.
-    SameAs(usize),
-    Accept(Accepted),
-}
-
-/// What an accepted submission adds.
-struct Accepted {
-    /// Rows to write, when some are duplicates.
-    mask: Option<BooleanArray>,
-    accepted: u64,
-    duplicates: u64,
-    /// The new events: id and event type index.
-    new_ids: Vec<(u128, u8)>,
-    /// Events its references name: (rule, target).
-    new_refs: Vec<(usize, u128)>,
-}
-
 /// Data files written for a plan and not yet committed.
 struct Written {
     /// The plan they were written for: reused only for the same accepted rows.
     signature: Vec<(usize, u64)>,
     paths: Vec<Path>,
     adds: Vec<Action>,
-}
-
-struct Plan {
-    decisions: Vec<Decision>,
-    /// (submission, accepted rows) of every accepted submission, in order.
-    signature: Vec<(usize, u64)>,
-    rows: u64,
 }
 
 impl StreamWriter {
@@ -145,17 +117,7 @@ impl StreamWriter {
         let key = stream_key(stream);
         let mut table = store.table_handle(&key)?;
         table.load().await.map_err(Error::delta(&key))?;
-        let refs = def
-            .references
-            .iter()
-            .map(|r| {
-                let column = def
-                    .column_index(&r.column)
-                    .expect("the registry checks that reference rules name columns");
-                (type_index(&def, &r.event_type), column)
-            })
-            .collect();
-        let retraction = type_index(&def, crate::schema::RETRACTION);
+        let rules = Rules::of(&def);
         let state = table.snapshot().map_err(Error::delta(&key))?.clone();
         let mut writer = Self {
             def,
@@ -164,8 +126,7 @@ impl StreamWriter {
             index: StreamIndex::default(),
             indexed_version: 0,
             config,
-            refs,
-            retraction,
+            rules,
         };
         writer.rebuild_index().await?;
         Ok(writer)
@@ -301,7 +262,12 @@ impl StreamWriter {
         let mut written: Option<Written> = None;
         for attempt in 0..MAX_ATTEMPTS {
             self.catch_up().await?;
-            let plan = self.plan(subs);
+            let plan = Planner {
+                def: &self.def,
+                index: &self.index,
+                rules: &self.rules,
+            }
+            .plan(subs);
             if plan.rows == 0 {
                 self.discard(written.take()).await;
                 let version = self.indexed_version;
@@ -314,10 +280,15 @@ impl StreamWriter {
                     self.write_files(subs, &plan).await?
                 }
             };
-            let meta = commit_meta(subs, &plan);
+            let meta = plan.commit_meta(subs);
             match self.try_commit(files.adds.clone(), &meta).await {
                 Ok((version, state)) => {
-                    self.apply(subs, &plan, version);
+                    let now_ms = Utc::now().timestamp_millis();
+                    plan.record(&mut self.index, subs, version, now_ms);
+                    if version.is_multiple_of(256) {
+                        let cutoff = self.key_cutoff_ms();
+                        self.index.expire_keys(cutoff);
+                    }
                     self.indexed_version = version;
                     self.state = state;
                     return Ok(finish(plan.decisions, version));
@@ -336,156 +307,6 @@ impl StreamWriter {
         Err(Error::CommitContention {
             stream: self.def.name.clone(),
             attempts: MAX_ATTEMPTS,
-        })
-    }
-
-    /// Decides each submission against the index and the earlier submissions of the group.
-    fn plan(&self, subs: &[Submission]) -> Plan {
-        let mut decisions = Vec::with_capacity(subs.len());
-        let mut group_ids = IdMap::<u8>::default();
-        let mut group_refs = HashSet::new();
-        let mut group_keys: HashMap<&str, usize> = HashMap::new();
-        let mut signature = Vec::new();
-        let mut rows = 0u64;
-        for (i, sub) in subs.iter().enumerate() {
-            if let Some(key) = &sub.idempotency {
-                if let Some(entry) = self.index.key(&key.key_sha256) {
-                    decisions.push(Decision::Done(if entry.body_sha256 == key.body_sha256 {
-                        Outcome::Replayed(entry.receipt)
-                    } else {
-                        Outcome::KeyReused
-                    }));
-                    continue;
-                }
-                if let Some(&first) = group_keys.get(key.key_sha256.as_str()) {
-                    let same_body = subs[first]
-                        .idempotency
-                        .as_ref()
-                        .is_some_and(|k| k.body_sha256 == key.body_sha256);
-                    decisions.push(if same_body {
-                        Decision::SameAs(first)
-                    } else {
-                        Decision::Done(Outcome::KeyReused)
-                    });
-                    continue;
-                }
-                group_keys.insert(&key.key_sha256, i);
-            }
-            match self.check(sub, &group_ids, &group_refs) {
-                Err(errors) => decisions.push(Decision::Done(Outcome::Rejected(errors))),
-                Ok(a) => {
-                    group_ids.extend(a.new_ids.iter().copied());
-                    group_refs.extend(a.new_refs.iter().copied());
-                    if a.accepted > 0 {
-                        signature.push((i, a.accepted));
-                        rows += a.accepted;
-                    }
-                    decisions.push(Decision::Accept(a));
-                }
-            }
-        }
-        Plan {
-            decisions,
-            signature,
-            rows,
-        }
-    }
-
-    /// Checks one submission: which rows are new, and whether its references hold.
-    fn check(
-        &self,
-        sub: &Submission,
-        group_ids: &IdMap<u8>,
-        group_refs: &HashSet<(usize, u128)>,
-    ) -> std::result::Result<Accepted, Vec<RowError>> {
-        let batch = &sub.batch;
-        let ids = batch.column(0).as_string::<i32>();
-        let types = batch.column(1).as_string::<i32>();
-        let n = batch.num_rows();
-        let mut keep = Vec::with_capacity(n);
-        let mut new_ids = Vec::with_capacity(n);
-        let mut errors = Vec::new();
-        for (row, id) in ids.iter().enumerate() {
-            let Some(id) = id.and_then(parse_id) else {
-                errors.push(RowError::new(
-                    row + 1,
-                    Some(EVENT_ID.into()),
-                    "event_id must be a UUID",
-                ));
-                keep.push(false);
-                continue;
-            };
-            let new = self.index.event_type(id).is_none() && !group_ids.contains_key(&id);
-            keep.push(new);
-            if new {
-                new_ids.push((id, type_index(&self.def, types.value(row))));
-            }
-        }
-        let mut new_refs = Vec::new();
-        let own: IdMap<u8> = new_ids.iter().copied().collect();
-        for (rule_index, (rule, &(ref_type, col))) in
-            self.def.references.iter().zip(&self.refs).enumerate()
-        {
-            let mut named = IdSet::default();
-            let refs = batch.column(col).as_string::<i32>();
-            for (row, target) in refs.iter().enumerate() {
-                // Only new events of the rule's type; a missing target is reported at decode.
-                let Some(text) = target else { continue };
-                if !keep[row] || type_index(&self.def, types.value(row)) != ref_type {
-                    continue;
-                }
-                let error =
-                    |message: String| RowError::new(row + 1, Some(rule.column.clone()), message);
-                let Some(target) = parse_id(text) else {
-                    errors.push(error(format!("{text:?} is not a UUID")));
-                    continue;
-                };
-                let target_type = self
-                    .index
-                    .event_type(target)
-                    .or_else(|| group_ids.get(&target).copied())
-                    .or_else(|| own.get(&target).copied());
-                match target_type {
-                    None => errors.push(error(format!(
-                        "names event {text}, which is not in stream {}",
-                        self.def.name
-                    ))),
-                    Some(t) if t == ref_type || t == self.retraction => {
-                        let name = self
-                            .def
-                            .event_types
-                            .get(usize::from(t))
-                            .map_or("event", |e| e.name.as_str());
-                        errors.push(error(format!(
-                            "names event {text}, which is itself an {name}: it cannot be {}",
-                            rule.verb
-                        )));
-                    }
-                    Some(_)
-                        if self.index.is_referenced(rule_index, target)
-                            || group_refs.contains(&(rule_index, target))
-                            || !named.insert(target) =>
-                    {
-                        errors.push(error(format!("event {text} is already {}", rule.verb)));
-                    }
-                    Some(_) => new_refs.push((rule_index, target)),
-                }
-                if errors.len() >= 100 {
-                    break;
-                }
-            }
-        }
-        if !errors.is_empty() {
-            return Err(errors);
-        }
-        let accepted = new_ids.len() as u64;
-        let duplicates = n as u64 - accepted;
-        Ok(Accepted {
-            mask: (duplicates > 0).then(|| BooleanArray::from(keep)),
-            accepted,
-            duplicates,
-            new_ids,
-            new_refs,
         })
     }
 
@@ -544,38 +365,6 @@ impl StreamWriter {
             Err(e) => Err(CommitError::Other(Error::delta(&self.def.name)(e))),
         }
     }
-
-    /// Records a successful commit in the index.
-    fn apply(&mut self, subs: &[Submission], plan: &Plan, version: u64) {
-        let now = Utc::now().timestamp_millis();
-        for (i, d) in plan.decisions.iter().enumerate() {
-            let Decision::Accept(a) = d else { continue };
-            for &(id, ty) in &a.new_ids {
-                self.index.insert_event(id, ty);
-            }
-            for &(rule, target) in &a.new_refs {
-                self.index.insert_reference(rule, target);
-            }
-            if let Some(key) = &subs[i].idempotency {
-                self.index.insert_key(
-                    key.key_sha256.clone(),
-                    KeyEntry {
-                        receipt: Receipt {
-                            version,
-                            accepted: a.accepted,
-                            duplicates: a.duplicates,
-                        },
-                        body_sha256: key.body_sha256.clone(),
-                        committed_at_ms: now,
-                    },
-                );
-            }
-        }
-        if version.is_multiple_of(256) {
-            let cutoff = self.key_cutoff_ms();
-            self.index.expire_keys(cutoff);
-        }
-    }
 }
 
 enum CommitError {
@@ -599,43 +388,4 @@ fn record_keys(index: &mut StreamIndex, meta: &CommitMeta, version: u64, ts: i64
             },
         );
     }
-}
-
-fn commit_meta(subs: &[Submission], plan: &Plan) -> CommitMeta {
-    let mut meta = CommitMeta {
-        batches: Vec::new(),
-        events: plan.rows,
-    };
-    for (i, d) in plan.decisions.iter().enumerate() {
-        if let (Decision::Accept(a), Some(key)) = (d, &subs[i].idempotency) {
-            meta.batches.push(BatchRecord {
-                idempotency_key: key.key_sha256.clone(),
-                body_sha256: key.body_sha256.clone(),
-                accepted: a.accepted,
-                duplicates: a.duplicates,
-            });
-        }
-    }
-    meta
-}
-
-/// Turns decisions into outcomes once the version is known.
-fn finish(decisions: Vec<Decision>, version: u64) -> Vec<Outcome> {
-    let mut out: Vec<Outcome> = Vec::with_capacity(decisions.len());
-    for d in decisions {
-        let o = match d {
-            Decision::Done(o) => o,
-            Decision::SameAs(first) => match &out[first] {
-                Outcome::Committed(r) | Outcome::Replayed(r) => Outcome::Replayed(*r),
-                other => other.clone(),
-            },
-            Decision::Accept(a) => Outcome::Committed(Receipt {
-                version,
-                accepted: a.accepted,
-                duplicates: a.duplicates,
-            }),
-        };
-        out.push(o);
-    }
-    out
 }
