@@ -1,7 +1,8 @@
 //! CSV bodies with a header row naming the columns. Cells are typed by their column; an
 //! empty cell is an absent field. Row 0 in errors is the header.
 
-use super::row::{BatchBuilder, Raw, Slot};
+use super::row::{BatchBuilder, Slot};
+use super::value::Raw;
 
 pub(crate) fn decode_csv(builder: &mut BatchBuilder<'_>, body: &[u8]) {
     let mut reader = csv::ReaderBuilder::new()

@@ -6,7 +6,8 @@ use std::fmt;
 
 use serde::de::{self, DeserializeSeed, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
-use super::row::{BatchBuilder, Raw, RawRow, Slot};
+use super::row::{BatchBuilder, RawRow, Slot};
+use super::value::Raw;
 
 /// Decodes newline-delimited JSON: one event object per line; blank lines are skipped.
 pub(crate) fn decode_ndjson(builder: &mut BatchBuilder<'_>, body: &[u8]) {

@@ -1,13 +1,16 @@
 //! Request bodies to Arrow: where an event is decoded and validated.
 
+mod columns;
 mod csv;
 mod json;
 mod row;
+mod value;
 
 use arrow::array::RecordBatch;
 use kho_store::StreamDef;
 
-pub use row::{MAX_LISTED_ERRORS, MAX_STRING_BYTES, Rejection};
+pub use row::{MAX_LISTED_ERRORS, Rejection};
+pub use value::MAX_STRING_BYTES;
 
 /// A body format, chosen by `Content-Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
