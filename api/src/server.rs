@@ -24,7 +24,7 @@ pub async fn serve_on(
 ) -> Result<(), StartError> {
     let addr = listener.local_addr()?;
     // The heartbeat tells other tools this store is in use (`kho demo` refuses it).
-    let mut node = NodeInfo::this_process(&format!("http://{addr}"));
+    let mut node = NodeInfo::this_process(&format!("http://{addr}"), state.store.now());
     if let Err(e) = state.store.heartbeat(&mut node).await {
         tracing::warn!(error = %e, "could not write this node's heartbeat");
     }

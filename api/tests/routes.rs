@@ -564,10 +564,13 @@ impl ObjectStore for Faulty {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_store_answers_503_on_every_route() {
     let down = Arc::new(AtomicBool::new(false));
-    let store = Store::open_provided(Arc::new(Faulty {
-        inner: InMemory::new(),
-        down: down.clone(),
-    }))
+    let store = Store::open_provided(
+        Arc::new(Faulty {
+            inner: InMemory::new(),
+            down: down.clone(),
+        }),
+        Arc::new(kho_store::SystemClock),
+    )
     .await
     .unwrap();
     let state = state(store).await;

@@ -376,7 +376,7 @@ async fn run(store: Arc<Store>, mut tail: Tail, mut rx: mpsc::UnboundedReceiver<
 
 async fn commit(store: &Store, tail: &mut Tail, jobs: &[Job]) -> Result<Vec<u64>> {
     for _attempt in 0..64 {
-        let at = DateTime::from_timestamp_micros(Utc::now().timestamp_micros()).unwrap_or_default();
+        let at = store.now();
         let mut prev = tail.hash.clone();
         let mut entries = Vec::with_capacity(jobs.len());
         for (i, (pull, _)) in jobs.iter().enumerate() {

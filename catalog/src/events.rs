@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use chrono::{DateTime, Utc};
 use kho_store::LogEntry;
 use serde::{Deserialize, Serialize};
 
@@ -44,7 +45,7 @@ impl GovernanceEvent {
     }
 
     /// The log entry recording this event, made by `actor`.
-    pub(crate) fn entry(&self, actor: &str) -> LogEntry {
+    pub(crate) fn entry(&self, actor: &str, at: DateTime<Utc>) -> LogEntry {
         let payload = match self {
             Self::TokenIssued(p) => serde_json::to_value(p),
             Self::TokenRevoked(p) => serde_json::to_value(p),
@@ -57,7 +58,7 @@ impl GovernanceEvent {
             Self::GrantRevoked(p) => serde_json::to_value(p),
         }
         .expect("plain data");
-        LogEntry::new(self.event_type(), actor, payload)
+        LogEntry::new(self.event_type(), actor, payload, at)
     }
 
     /// The event an entry records; `None` for an event type of a later kho.

@@ -225,7 +225,7 @@ impl Governance {
             name: name.clone(),
             secret_sha256: hex::encode(tokens::sha256(secret.as_bytes())),
         })
-        .entry(&by.id);
+        .entry(&by.id, self.store.now());
         self.append(&entry).await?;
         let info = self
             .token(&id)
@@ -251,7 +251,7 @@ impl Governance {
             id: id.to_owned(),
             reason,
         })
-        .entry(&by.id);
+        .entry(&by.id, self.store.now());
         self.append(&entry).await?;
         self.token(id)
             .ok_or_else(|| CatalogError::NoSuchToken(id.to_owned()))

@@ -1,7 +1,6 @@
 //! The dataset workflow: draft → proposed → approved → published → revoked. Each step is a
 //! governance event recording who, when and why; the state is replayed from those events.
 
-use chrono::Utc;
 use serde::Deserialize;
 
 use crate::dataset::{
@@ -140,7 +139,7 @@ impl Governance {
             owner,
             by_name: by.name.clone(),
         }))
-        .entry(&by.id);
+        .entry(&by.id, self.store.now());
         self.append(&entry).await?;
         self.dataset(&id).ok_or(CatalogError::NoSuchDataset(id))
     }
@@ -165,7 +164,7 @@ impl Governance {
             by_name: by.name.clone(),
             why,
         })
-        .entry(&by.id);
+        .entry(&by.id, self.store.now());
         self.append(&entry).await?;
         self.dataset(&d.spec.id)
             .ok_or_else(|| CatalogError::NoSuchDataset(d.spec.id.clone()))
@@ -290,7 +289,7 @@ impl Governance {
         let release = Release {
             version,
             rows,
-            created_at: Utc::now(),
+            created_at: self.store.now(),
             source_version,
             by: by.name.clone(),
         };
@@ -298,7 +297,7 @@ impl Governance {
             id: d.spec.id.clone(),
             release,
         })
-        .entry(&by.id);
+        .entry(&by.id, self.store.now());
         self.append(&entry).await?;
         self.dataset(&d.spec.id)
             .ok_or_else(|| CatalogError::NoSuchDataset(d.spec.id.clone()))
@@ -369,14 +368,14 @@ impl Governance {
             purpose: g.purpose,
             legal_basis: g.legal_basis,
             granted_by: by.name.clone(),
-            granted_at: Utc::now(),
+            granted_at: self.store.now(),
             revoked_at: None,
         };
         let entry = GovernanceEvent::GrantAdded(Granted {
             id: id.to_owned(),
             grant,
         })
-        .entry(&by.id);
+        .entry(&by.id, self.store.now());
         self.append(&entry).await?;
         self.dataset(id)
             .ok_or_else(|| CatalogError::NoSuchDataset(id.to_owned()))
@@ -403,7 +402,7 @@ impl Governance {
             id: id.to_owned(),
             principal: principal.to_owned(),
         })
-        .entry(&by.id);
+        .entry(&by.id, self.store.now());
         self.append(&entry).await?;
         self.dataset(id)
             .ok_or_else(|| CatalogError::NoSuchDataset(id.to_owned()))
@@ -411,7 +410,7 @@ impl Governance {
 
     /// Published datasets whose periodicity calls for a new release now.
     pub fn due_releases(&self) -> Vec<String> {
-        let now = Utc::now();
+        let now = self.store.now();
         self.state
             .read()
             .expect("poisoned")

@@ -56,13 +56,14 @@ pub struct IngestConfig {
 pub const DEFAULT_OCCURRED_AFTER: i64 = 157_766_400;
 
 impl IngestConfig {
-    /// The window `occurred_at` must fall in now, in µs since the epoch: `[after, now + ahead)`.
-    pub fn occurred_window(&self) -> (i64, i64) {
+    /// The window `occurred_at` must fall in at `now`, in µs since the epoch:
+    /// `[after, now + ahead)`.
+    pub fn occurred_window(&self, now: chrono::DateTime<chrono::Utc>) -> (i64, i64) {
         let ahead =
             chrono::Duration::from_std(self.occurred_ahead).unwrap_or(chrono::Duration::days(1));
         (
             self.occurred_after.timestamp_micros(),
-            (chrono::Utc::now() + ahead).timestamp_micros(),
+            (now + ahead).timestamp_micros(),
         )
     }
 }
@@ -196,7 +197,7 @@ impl Ingest {
         let body = req.body.clone();
         let source = req.source.to_owned();
         let def2 = def.clone();
-        let window = self.config.occurred_window();
+        let window = self.config.occurred_window(self.store.now());
         let batch = tokio::task::spawn_blocking(move || {
             decode::decode(&def2, format, &body, &source, max, window)
         })

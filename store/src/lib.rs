@@ -28,6 +28,7 @@
 
 pub mod appender;
 pub mod changes;
+pub mod clock;
 pub mod commit;
 pub mod error;
 pub mod index;
@@ -43,6 +44,7 @@ pub mod writer;
 
 pub use appender::{Appended, Appender};
 pub use changes::{Changes, commit_metadata, latest_version, rows_added};
+pub use clock::{Clock, ManualClock, SystemClock};
 pub use commit::{OverwriteMeta, overwrite};
 pub use error::{Error, ErrorKind, Result, RowError};
 pub use index::Receipt;

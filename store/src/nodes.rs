@@ -35,9 +35,8 @@ pub struct NodeInfo {
 }
 
 impl NodeInfo {
-    /// This process, about to serve on `listen`.
-    pub fn this_process(listen: &str) -> Self {
-        let now = Utc::now();
+    /// This process, about to serve on `listen`, starting `now`.
+    pub fn this_process(listen: &str, now: DateTime<Utc>) -> Self {
         Self {
             node: uuid::Uuid::new_v4().to_string(),
             pid: std::process::id(),
@@ -63,7 +62,7 @@ impl NodeInfo {
 impl Store {
     /// Writes (or refreshes) the heartbeat of `node`, stamped now.
     pub async fn heartbeat(&self, node: &mut NodeInfo) -> Result<()> {
-        node.heartbeat_at = Utc::now();
+        node.heartbeat_at = self.now();
         let bytes = serde_json::to_vec(node).expect("plain data");
         self.location()
             .root_store()?
@@ -85,7 +84,7 @@ impl Store {
         let store = self.location().root_store()?;
         let prefix = Path::from(PREFIX);
         let metas: Vec<_> = store.list(Some(&prefix)).try_collect().await?;
-        let now = Utc::now();
+        let now = self.now();
         let mut nodes = Vec::new();
         for meta in metas {
             let bytes = match store.get(&meta.location).await {

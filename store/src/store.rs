@@ -11,6 +11,7 @@ use deltalake::protocol::SaveMode;
 use deltalake::{DeltaTable, DeltaTableError, TableProperty};
 use serde::Serialize;
 
+use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, Result};
 use crate::location::Location;
 use crate::schema::{ColumnType, StreamDef, payload_field};
@@ -52,6 +53,7 @@ pub fn stream_key(stream: &str) -> String {
 pub struct Store {
     location: Location,
     streams: RwLock<BTreeMap<String, Arc<StreamDef>>>,
+    clock: Arc<dyn Clock>,
 }
 
 impl Store {
@@ -64,17 +66,32 @@ impl Store {
         Ok(Arc::new(Self {
             location: Location::parse(spec)?,
             streams: RwLock::new(BTreeMap::new()),
+            clock: Arc::new(SystemClock),
         }))
     }
 
-    /// Opens a store on an object store the caller provides ([`Location::provided`]) and
-    /// registers the province stream pack.
+    /// The time by this store's clock: the system's, or the one a test gave
+    /// [`Store::open_provided`].
+    pub fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// The clock itself, for a handle that outlives a borrow of the store.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.clock.clone()
+    }
+
+    /// Opens a store on an object store and a clock the caller provides
+    /// ([`Location::provided`]) and registers the province stream pack: for tests that
+    /// inject faults or move time.
     pub async fn open_provided(
         object_store: Arc<dyn object_store::ObjectStore>,
+        clock: Arc<dyn Clock>,
     ) -> Result<Arc<Self>> {
         let store = Arc::new(Self {
             location: Location::provided(object_store),
             streams: RwLock::new(BTreeMap::new()),
+            clock,
         });
         for def in crate::pack::province_pack() {
             store.register(def).await?;

@@ -27,13 +27,18 @@ pub struct LogEntry {
 }
 
 impl LogEntry {
-    pub fn new(event_type: &str, actor: &str, payload: serde_json::Value) -> Self {
+    /// An entry recorded `at` (the store's [`now`](crate::Store::now)).
+    pub fn new(
+        event_type: &str,
+        actor: &str,
+        payload: serde_json::Value,
+        at: DateTime<Utc>,
+    ) -> Self {
         Self {
             event_id: uuid::Uuid::now_v7().to_string(),
             event_type: event_type.to_owned(),
             // Stored to the microsecond: keep no more, so an entry reads back equal.
-            recorded_at: DateTime::from_timestamp_micros(Utc::now().timestamp_micros())
-                .expect("now is in range"),
+            recorded_at: DateTime::from_timestamp_micros(at.timestamp_micros()).unwrap_or(at),
             actor: actor.to_owned(),
             payload,
         }

@@ -142,7 +142,7 @@ impl ViewEngine {
         let mut meta = state.meta.clone().unwrap_or_else(|| ViewMeta {
             view: spec.name.to_owned(),
             sources: BTreeMap::new(),
-            refreshed_at: Utc::now(),
+            refreshed_at: self.store.now(),
             watermark: None,
             rows: 0,
         });
@@ -192,7 +192,7 @@ impl ViewEngine {
         }
         let fold = state.fold.as_ref().expect("restored above");
         let batch = fold.rows()?;
-        meta.refreshed_at = Utc::now();
+        meta.refreshed_at = self.store.now();
         meta.watermark = fold.watermark().and_then(DateTime::from_timestamp_micros);
         meta.rows = batch.num_rows() as u64;
         if let Some(ahead) = self.written_ahead(spec, &meta).await? {

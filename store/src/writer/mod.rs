@@ -16,7 +16,6 @@ use std::time::Duration;
 
 use arrow::array::{ArrayRef, RecordBatch, TimestampMicrosecondArray};
 use arrow::compute::{concat_batches, filter_record_batch};
-use chrono::Utc;
 use deltalake::DeltaTable;
 use deltalake::kernel::Action;
 use deltalake::table::state::DeltaTableState;
@@ -27,6 +26,7 @@ use object_store::path::Path;
 mod plan;
 
 use self::plan::{Accepted, Decision, Plan, Planner, Rules, finish};
+use crate::clock::Clock;
 use crate::commit::MAX_ATTEMPTS;
 use crate::error::{Error, Result, RowError};
 use crate::index::{CommitMeta, KeyEntry, Receipt, StreamIndex, parse_commit, read_columns};
@@ -90,6 +90,8 @@ pub struct StreamWriter {
     indexed_version: u64,
     config: WriterConfig,
     rules: Rules,
+    /// The store's clock: commit times and the idempotency window.
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for StreamWriter {
@@ -127,6 +129,7 @@ impl StreamWriter {
             indexed_version: 0,
             config,
             rules,
+            clock: store.clock(),
         };
         writer.rebuild_index().await?;
         Ok(writer)
@@ -209,7 +212,7 @@ impl StreamWriter {
 
     fn key_cutoff_ms(&self) -> i64 {
         let window = i64::try_from(self.config.idempotency_window.as_millis()).unwrap_or(i64::MAX);
-        Utc::now().timestamp_millis().saturating_sub(window)
+        self.clock.now().timestamp_millis().saturating_sub(window)
     }
 
     fn corrupt(&self, version: u64, reason: String) -> Error {
@@ -283,7 +286,7 @@ impl StreamWriter {
             let meta = plan.commit_meta(subs);
             match self.try_commit(files.adds.clone(), &meta).await {
                 Ok((version, state)) => {
-                    let now_ms = Utc::now().timestamp_millis();
+                    let now_ms = self.clock.now().timestamp_millis();
                     plan.record(&mut self.index, subs, version, now_ms);
                     if version.is_multiple_of(256) {
                         let cutoff = self.key_cutoff_ms();
@@ -326,7 +329,7 @@ impl StreamWriter {
             }
         }
         let batch = concat_batches(&schema, &parts)?;
-        let now = Utc::now().timestamp_micros();
+        let now = self.clock.now().timestamp_micros();
         let recorded: ArrayRef = Arc::new(
             TimestampMicrosecondArray::from(vec![now; batch.num_rows()]).with_timezone(UTC),
         );

@@ -1,6 +1,9 @@
+use std::sync::Arc;
 use std::time::Duration;
 
-use kho_store::{AsOf, Error, Outcome, Receipt, StreamWriter, WriterConfig};
+use kho_store::{AsOf, Error, ManualClock, Outcome, Receipt, Store, StreamWriter, WriterConfig};
+use object_store::ObjectStore;
+use object_store::memory::InMemory;
 
 use crate::support::{Backend, batch, id, ids, keyed, retraction, revenue, reversal, sub};
 
@@ -389,4 +392,52 @@ async fn concurrent_writers_exactly_once(backend: Backend) {
     let stats = store_a.stream_stats(S).await.unwrap();
     assert_eq!(stats.row_count, all.len() as u64);
     assert_eq!(stats.version, 17, "16 rounds and one shared commit");
+}
+
+/// A key is remembered for the idempotency window by the store's clock, whose time a test
+/// can move: within the window (by one writer, and by a writer rebuilt from the log) it
+/// replays; once the clock has passed the window, a restarted writer has forgotten it, and
+/// only the event ids stop a resend from landing twice.
+#[tokio::test]
+async fn keys_are_forgotten_when_the_clock_passes_the_window() {
+    let clock = Arc::new(ManualClock::new(chrono::Utc::now()));
+    let objects: Arc<dyn ObjectStore> = Arc::new(InMemory::new());
+    let store = Store::open_provided(objects.clone(), clock.clone())
+        .await
+        .unwrap();
+    let config = WriterConfig {
+        idempotency_window: Duration::from_secs(3600),
+    };
+    let mut w = StreamWriter::open(&store, S, config.clone()).await.unwrap();
+    let b = batch(&store, S, &[revenue(&id(1), 1)]);
+    let first = committed(&w.commit(&[keyed(b.clone(), "k", "body")]).await.unwrap()[0]);
+    let fresh = batch(&store, S, &[revenue(&id(2), 1)]);
+
+    clock.advance(chrono::Duration::minutes(59));
+    let restarted = StreamWriter::open(&store, S, config.clone()).await.unwrap();
+    drop(w);
+    w = restarted;
+    let again = w
+        .commit(&[keyed(fresh.clone(), "k", "body")])
+        .await
+        .unwrap();
+    assert_eq!(again[0], Outcome::Replayed(first), "within the window");
+
+    clock.advance(chrono::Duration::minutes(2));
+    let mut late = StreamWriter::open(&store, S, config).await.unwrap();
+    let resent = late
+        .commit(&[keyed(b.clone(), "k", "body"), keyed(fresh, "k2", "body")])
+        .await
+        .unwrap();
+    assert_eq!(
+        resent[0],
+        Outcome::Committed(Receipt {
+            version: first.version + 1,
+            accepted: 0,
+            duplicates: 1
+        }),
+        "past the window the key is forgotten; the event id still stops the resend"
+    );
+    assert_eq!(committed(&resent[1]).accepted, 1);
+    assert_eq!(ids(&store, S, AsOf::Latest).await.len(), 2);
 }

@@ -10,11 +10,12 @@ async fn system_log_replays_in_order(backend: Backend) {
     let log = SystemLog::open(store.clone(), "system/test").await.unwrap();
     let (v0, empty) = log.read_all().await.unwrap();
     assert!(empty.is_empty());
-    let a = LogEntry::new("token_issued", "admin", json!({"id": "a"}));
+    let a = LogEntry::new("token_issued", "admin", json!({"id": "a"}), store.now());
     let b = LogEntry::new(
         "token_revoked",
         "admin",
         json!({"id": "a", "why": "leaked"}),
+        store.now(),
     );
     let v1 = log.append(std::slice::from_ref(&a)).await.unwrap();
     let v2 = log.append(std::slice::from_ref(&b)).await.unwrap();
