@@ -3,7 +3,7 @@
 //! service_dossiers aggregate over the same Parquet files.
 //!
 //! ```text
-//! cargo build --release --workspace --bins
+//! cargo build --release -p kho -p kho-bench --features kho-bench/bench
 //! target/release/bench_views [--events 1000000] [--python .venv-test/bin/python]
 //! ```
 //!

@@ -2,7 +2,7 @@
 //! and DuckDB's NDJSON-to-Parquet conversion of the same input as the raw limit.
 //!
 //! ```text
-//! cargo build --release --workspace --bins
+//! cargo build --release -p kho -p kho-bench --features kho-bench/bench
 //! target/release/bench_ingest [--events 500000] [--python .venv-test/bin/python]
 //! ```
 //!

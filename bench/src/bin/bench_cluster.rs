@@ -4,7 +4,7 @@
 //! files.
 //!
 //! ```text
-//! cargo build --release --workspace --bins
+//! cargo build --release -p kho -p kho-bench --features kho-bench/bench
 //! target/release/bench_cluster [--events 200000]
 //! # with S3: ./scripts/test's moto, or any S3 server, and the AWS_* variables set
 //! ```

@@ -1,10 +1,10 @@
 //! Route-level checks in process: the router is called with `tower::ServiceExt::oneshot`
 //! on a memory store, no binary, no socket. What the answers are is pinned by an `insta`
-//! snapshot (`snapshots/routes__error_statuses.snap`): every route's refusals, with their
+//! snapshot (`snapshots/it__routes__error_statuses.snap`): every route's refusals, with their
 //! status, code and message. A store whose object store fails on demand shows that every
 //! route that reads or writes the store answers 503 with `Retry-After`, never 500 or 400.
 //!
-//! The end-to-end suite (`tests/tests/`) keeps what needs the real process: the accept loop,
+//! The end-to-end suite (`tests/tests/it/`) keeps what needs the real process: the accept loop,
 //! signals, several processes, crashes.
 
 use std::net::SocketAddr;

@@ -2,7 +2,7 @@
 //! large open dataset (CSV, Parquet), and the cost of the audit on small pulls.
 //!
 //! ```text
-//! cargo build --release --workspace --bins
+//! cargo build --release -p kho -p kho-bench --features kho-bench/bench
 //! target/release/bench_catalog [--rows 1000000]
 //! ```
 

@@ -1,0 +1,4 @@
+//! kho-catalog's integration tests, in one test binary: the workflow and the release
+//! property tests (`catalog`).
+
+mod catalog;

@@ -1,0 +1,3 @@
+//! kho-query's integration tests, in one test binary: the views (`views`).
+
+mod views;
