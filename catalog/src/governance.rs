@@ -1,9 +1,17 @@
 //! The governance log and the state replayed from it.
+//!
+//! Every decision (issue or revoke a token, a workflow step, a grant, a release) is made on
+//! the state at some log version and committed only as the version right after it
+//! ([`Governance::commit`]): if another process committed first, this one reads what it
+//! wrote, decides again on the new state, and lands or refuses with the reason. Readers
+//! check the log for news at most [`FRESH_WITHIN`] before they decide who a token is or
+//! whether a dataset may be pulled ([`Governance::ensure_fresh`]).
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
+use chrono::{DateTime, Utc};
 use kho_store::{LogEntry, Store, SystemLog, pack::SECTORS};
 
 use crate::dataset::Dataset;
@@ -14,33 +22,74 @@ use crate::tokens::{self, IssuedToken, NewToken, Principal, Role, StoredToken, T
 /// The key of the governance log table.
 pub const GOVERNANCE_KEY: &str = "system/governance";
 
-/// How often an unknown token may trigger a re-read of the log (another process may have
-/// issued it).
-const REFRESH_ON_MISS_EVERY: Duration = Duration::from_secs(1);
+/// How stale the state may be when a token is checked or a pull admitted: a revocation
+/// (of a token, a dataset or a grant) committed by any process is obeyed by every process
+/// within this bound (plus the time of one read of the log).
+pub const FRESH_WITHIN: Duration = Duration::from_millis(500);
+
+/// How often an unknown token may make a process read the log again (issued elsewhere just
+/// now?).
+const MISS_LOOKS_AGAIN: Duration = Duration::from_millis(100);
+
+/// How many times a decision is made again after another process committed first.
+const MAX_ATTEMPTS: u32 = 64;
+
+/// An entry the replay did not apply: it was not valid in the state before it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefusedEntry {
+    pub event_id: String,
+    pub event_type: String,
+    pub reason: String,
+}
 
 #[derive(Debug, Default)]
 pub(crate) struct State {
     /// The log version this state reflects.
     version: u64,
+    /// The latest `recorded_at` folded in: a new entry is stamped after it, so that the log
+    /// sorted by time is the log in commit order whatever the hosts' clocks say.
+    last_at: DateTime<Utc>,
     tokens: HashMap<String, StoredToken>,
     pub(crate) datasets: BTreeMap<String, Dataset>,
+    /// Entries not applied, with the reason (in log order).
+    refused: Vec<RefusedEntry>,
 }
 
 impl State {
-    fn apply(&mut self, e: &LogEntry) -> Result<()> {
-        let Some(event) = GovernanceEvent::parse(e)? else {
-            return Ok(());
+    /// Folds one entry in, or records why it was refused.
+    fn fold(&mut self, e: &LogEntry) {
+        self.last_at = self.last_at.max(e.recorded_at);
+        if let Err(reason) = self.apply(e) {
+            tracing::warn!(event_id = %e.event_id, event_type = %e.event_type, %reason,
+                "governance entry refused by the replay: not applied");
+            self.refused.push(RefusedEntry {
+                event_id: e.event_id.clone(),
+                event_type: e.event_type.clone(),
+                reason,
+            });
+        }
+    }
+
+    fn apply(&mut self, e: &LogEntry) -> std::result::Result<(), String> {
+        let event = match GovernanceEvent::parse(e) {
+            Ok(Some(event)) => event,
+            Ok(None) => return Ok(()),
+            Err(err) => return Err(err.to_string()),
         };
         match event {
             GovernanceEvent::TokenIssued(t) => {
                 let mut hash = [0u8; 32];
-                hex::decode_to_slice(&t.secret_sha256, &mut hash).map_err(|_| {
-                    CatalogError::Invalid(format!("bad hash in governance entry {}", e.event_id))
-                })?;
-                let revoked = self
-                    .tokens
-                    .get(&t.id)
-                    .and_then(|old| old.info.revoked_at.zip(old.info.revoked_by.clone()));
+                hex::decode_to_slice(&t.secret_sha256, &mut hash)
+                    .map_err(|_| format!("bad hash in governance entry {}", e.event_id))?;
+                // A revocation read before its issue (a log of an older kho, ordered by
+                // clocks that differed) leaves a nameless placeholder: revocation wins.
+                let revoked = match self.tokens.get(&t.id) {
+                    Some(old) if !old.info.name.is_empty() => {
+                        return Err(format!("token id {} is taken", t.id));
+                    }
+                    Some(old) => old.info.revoked_at.zip(old.info.revoked_by.clone()),
+                    None => None,
+                };
                 self.tokens.insert(
                     t.id.clone(),
                     StoredToken {
@@ -59,7 +108,6 @@ impl State {
                 );
             }
             GovernanceEvent::TokenRevoked(r) => {
-                // Revocation wins whatever order the entries are read in.
                 let entry = self
                     .tokens
                     .entry(r.id.clone())
@@ -76,24 +124,55 @@ impl State {
                         },
                         secret_sha256: [0; 32],
                     });
-                if entry.info.revoked_at.is_none() {
-                    entry.info.revoked_at = Some(e.recorded_at);
-                    entry.info.revoked_by = Some(e.actor.clone());
+                if entry.info.revoked_at.is_some() {
+                    return Err(format!("token {} is revoked already", r.id));
                 }
+                entry.info.revoked_at = Some(e.recorded_at);
+                entry.info.revoked_by = Some(e.actor.clone());
             }
-            dataset_event => apply_dataset(&mut self.datasets, e, dataset_event),
+            dataset_event => apply_dataset(&mut self.datasets, &self.tokens, e, dataset_event)?,
         }
         Ok(())
     }
+
+    pub(crate) fn dataset(&self, id: &str) -> Option<&Dataset> {
+        self.datasets.get(id)
+    }
+
+    pub(crate) fn token(&self, id: &str) -> Option<&TokenInfo> {
+        self.tokens
+            .get(id)
+            .map(|t| &t.info)
+            .filter(|t| !t.name.is_empty())
+    }
 }
 
-/// Tokens and (later) datasets, replayed from the governance log.
+/// Tokens, datasets, workflow steps, grants and releases, replayed from the governance log.
 pub struct Governance {
     pub(crate) store: Arc<Store>,
     log: SystemLog,
     pub(crate) state: RwLock<State>,
     admin_sha256: [u8; 32],
-    last_miss_refresh: tokio::sync::Mutex<Option<Instant>>,
+    /// Held while the state is brought up to date or a decision is committed: one at a time
+    /// in a process (the log orders them across processes).
+    writer: tokio::sync::Mutex<()>,
+    /// When the last successful read of the log started.
+    synced_at: Mutex<Instant>,
+    /// When an unknown token last made this process look at the log again.
+    missed_at: tokio::sync::Mutex<Option<Instant>>,
+    /// Test hook: releases wait here between materializing and recording.
+    release_hold: Mutex<Option<Arc<ReleaseHold>>>,
+}
+
+/// Holds releases between their materialization and their record, so that a test can make
+/// a revocation (or anything else) land in between, deterministically.
+#[doc(hidden)]
+#[derive(Debug, Default)]
+pub struct ReleaseHold {
+    /// Notified when a release reaches the hold.
+    pub reached: tokio::sync::Notify,
+    /// Notify to let the release go on.
+    pub resume: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Governance {
@@ -112,38 +191,170 @@ impl Governance {
             ));
         }
         let log = SystemLog::open(store.clone(), GOVERNANCE_KEY).await?;
+        let started = Instant::now();
         let gov = Arc::new(Self {
             store,
             log,
             state: RwLock::new(State::default()),
             admin_sha256: tokens::sha256(admin_token.as_bytes()),
-            last_miss_refresh: tokio::sync::Mutex::new(None),
+            writer: tokio::sync::Mutex::new(()),
+            synced_at: Mutex::new(started),
+            release_hold: Mutex::new(None),
+            missed_at: tokio::sync::Mutex::new(None),
         });
         gov.replay().await?;
         Ok(gov)
     }
 
+    /// Reads the whole log again and folds it from the start.
     async fn replay(&self) -> Result<()> {
         let (version, entries) = self.log.read_all().await?;
-        let mut state = State {
-            version,
-            ..State::default()
-        };
+        let mut state = State::default();
         for e in &entries {
-            state.apply(e)?;
+            state.fold(e);
         }
+        state.version = version;
         *self.state.write().expect("poisoned") = state;
         Ok(())
     }
 
-    /// Re-reads the log if another process has written to it since the last read.
-    pub async fn refresh(&self) -> Result<bool> {
-        let latest = self.log.latest_version().await?;
-        if latest == self.state.read().expect("poisoned").version {
+    /// Folds in what other processes committed since this state's version. The caller
+    /// holds `writer`.
+    async fn catch_up(&self) -> Result<bool> {
+        let version = self.state.read().expect("poisoned").version;
+        if !self.log.has_after(version).await? {
             return Ok(false);
         }
-        self.replay().await?;
+        match self.log.read_since(version).await? {
+            Some((latest, entries)) => {
+                let mut state = self.state.write().expect("poisoned");
+                for e in &entries {
+                    state.fold(e);
+                }
+                state.version = latest;
+            }
+            // A commit in between was cleaned from the log: read it all again.
+            None => self.replay().await?,
+        }
         Ok(true)
+    }
+
+    /// Reads what other processes committed since the last read (the background refresh
+    /// and `/healthz`); true if there was something.
+    pub async fn refresh(&self) -> Result<bool> {
+        let _one = self.writer.lock().await;
+        let started = Instant::now();
+        let news = self.catch_up().await?;
+        *self.synced_at.lock().expect("poisoned") = started;
+        Ok(news)
+    }
+
+    /// Makes sure the state is at most [`FRESH_WITHIN`] old: what every token check and every
+    /// pull does first, so that a revocation made on any process is obeyed here too. Fails
+    /// (a store error, 503) rather than answer from a state it cannot vouch for.
+    pub async fn ensure_fresh(&self) -> Result<()> {
+        self.fresh_within(FRESH_WITHIN).await
+    }
+
+    async fn fresh_within(&self, bound: Duration) -> Result<()> {
+        let fresh = |gov: &Self| gov.synced_at.lock().expect("poisoned").elapsed() < bound;
+        if fresh(self) {
+            return Ok(());
+        }
+        let _one = self.writer.lock().await;
+        // Another caller may have read the log while this one waited.
+        if fresh(self) {
+            return Ok(());
+        }
+        let started = Instant::now();
+        self.catch_up().await?;
+        *self.synced_at.lock().expect("poisoned") = started;
+        Ok(())
+    }
+
+    /// Decides and commits one governance event: `decide` looks at the state and answers the
+    /// event to record (or `None`: nothing to do, or a refusal); the event commits only as the
+    /// version right after the state it was decided on. If another process committed that
+    /// version first, its entries are folded in and `decide` runs again on the new state, so
+    /// no decision ever lands on a state it was not made on. Returns whether an event was
+    /// recorded.
+    pub(crate) async fn commit(
+        &self,
+        actor: &str,
+        decide: impl Fn(&State) -> Result<Option<GovernanceEvent>>,
+    ) -> Result<bool> {
+        let _one = self.writer.lock().await;
+        for attempt in 0..MAX_ATTEMPTS {
+            let (after, entry) = {
+                let state = self.state.read().expect("poisoned");
+                let Some(event) = decide(&state)? else {
+                    return Ok(false);
+                };
+                // Later than everything decided on, whatever this host's clock says.
+                let at = self
+                    .store
+                    .now()
+                    .max(state.last_at + chrono::TimeDelta::microseconds(1));
+                (state.version, event.entry(actor, at))
+            };
+            let started = Instant::now();
+            match self
+                .log
+                .append_at(after, std::slice::from_ref(&entry))
+                .await?
+            {
+                Some(version) => {
+                    let mut state = self.state.write().expect("poisoned");
+                    let refused = state.refused.len();
+                    state.fold(&entry);
+                    state.version = version;
+                    // Nothing came between the state decided on and this commit.
+                    *self.synced_at.lock().expect("poisoned") = started;
+                    if let Some(r) = state.refused.get(refused) {
+                        // The decision and the replay disagree: a bug in kho, never obeyed.
+                        return Err(CatalogError::Invalid(format!(
+                            "kho decided an event its replay refuses: {}",
+                            r.reason
+                        )));
+                    }
+                    return Ok(true);
+                }
+                None => {
+                    tracing::debug!(attempt, "governance commit lost a race; deciding again");
+                    self.catch_up().await?;
+                    tokio::time::sleep(Duration::from_millis(
+                        u64::from(attempt.min(10)) * 5 + rand::random::<u64>() % 10,
+                    ))
+                    .await;
+                }
+            }
+        }
+        Err(CatalogError::Conflict(
+            "the governance log is too contended: try again".into(),
+        ))
+    }
+
+    /// Test hook: from now on every release waits, once materialized, until the hold's
+    /// `resume` is notified.
+    #[doc(hidden)]
+    pub fn hold_releases(&self) -> Arc<ReleaseHold> {
+        let hold = Arc::new(ReleaseHold::default());
+        *self.release_hold.lock().expect("poisoned") = Some(hold.clone());
+        hold
+    }
+
+    pub(crate) async fn pause_before_release_commit(&self) {
+        let hold = self.release_hold.lock().expect("poisoned").clone();
+        if let Some(hold) = hold {
+            hold.reached.notify_one();
+            hold.resume.notified().await;
+        }
+    }
+
+    /// Entries of the log the replay refused, with the reason: what an older or faulty
+    /// process wrote that was not valid in the state before it.
+    pub fn refused(&self) -> Vec<RefusedEntry> {
+        self.state.read().expect("poisoned").refused.clone()
     }
 
     /// Who holds this bearer token.
@@ -154,15 +365,20 @@ impl Governance {
         let Some((id, secret)) = tokens::parse(token) else {
             return Err(CatalogError::Unauthenticated("not a kho token"));
         };
+        // Revoked by another process a moment ago: that counts.
+        self.ensure_fresh().await?;
         if let Some(found) = self.check(id, secret) {
             return found;
         }
-        // Unknown here: perhaps another process issued it. Re-read, at most once a second.
+        // Unknown here: perhaps another process issued it just now. Look again, at most
+        // once every MISS_LOOKS_AGAIN (a flood of made-up tokens costs a few log checks a
+        // second, and delays a new token's first use by at most that).
+        // Callers that miss at once wait here for the one that looks.
         {
-            let mut last = self.last_miss_refresh.lock().await;
-            if last.is_none_or(|t| t.elapsed() >= REFRESH_ON_MISS_EVERY) {
+            let mut last = self.missed_at.lock().await;
+            if last.is_none_or(|t| t.elapsed() >= MISS_LOOKS_AGAIN) {
                 *last = Some(Instant::now());
-                self.refresh().await?;
+                self.fresh_within(Duration::ZERO).await?;
             }
         }
         self.check(id, secret)
@@ -218,22 +434,29 @@ impl Governance {
             _ => {}
         }
         let (id, secret, token) = tokens::generate();
-        let entry = GovernanceEvent::TokenIssued(TokenIssued {
+        let event = GovernanceEvent::TokenIssued(TokenIssued {
             id: id.clone(),
             role: req.role,
             sector: req.sector.clone(),
             name: name.clone(),
             secret_sha256: hex::encode(tokens::sha256(secret.as_bytes())),
+        });
+        self.commit(&by.id, |state| {
+            if state.tokens.contains_key(&id) {
+                return Err(CatalogError::Conflict(format!(
+                    "token id {id} is taken: issue again"
+                )));
+            }
+            Ok(Some(event.clone()))
         })
-        .entry(&by.id, self.store.now());
-        self.append(&entry).await?;
+        .await?;
         let info = self
             .token(&id)
             .ok_or_else(|| CatalogError::NoSuchToken(id.clone()))?;
         Ok(IssuedToken { info, token })
     }
 
-    /// Revokes a token at once (admin only).
+    /// Revokes a token (admin only): refused on every process within [`FRESH_WITHIN`].
     pub async fn revoke(
         &self,
         by: &Principal,
@@ -241,32 +464,21 @@ impl Governance {
         reason: Option<String>,
     ) -> Result<TokenInfo> {
         require_admin(by)?;
-        let existing = self
-            .token(id)
-            .ok_or_else(|| CatalogError::NoSuchToken(id.to_owned()))?;
-        if existing.revoked_at.is_some() {
-            return Ok(existing);
-        }
-        let entry = GovernanceEvent::TokenRevoked(TokenRevoked {
-            id: id.to_owned(),
-            reason,
+        self.commit(&by.id, |state| {
+            let existing = state
+                .token(id)
+                .ok_or_else(|| CatalogError::NoSuchToken(id.to_owned()))?;
+            if existing.revoked_at.is_some() {
+                return Ok(None);
+            }
+            Ok(Some(GovernanceEvent::TokenRevoked(TokenRevoked {
+                id: id.to_owned(),
+                reason: reason.clone(),
+            })))
         })
-        .entry(&by.id, self.store.now());
-        self.append(&entry).await?;
+        .await?;
         self.token(id)
             .ok_or_else(|| CatalogError::NoSuchToken(id.to_owned()))
-    }
-
-    pub(crate) async fn append(&self, entry: &LogEntry) -> Result<()> {
-        let version = self.log.append(std::slice::from_ref(entry)).await?;
-        let mut state = self.state.write().expect("poisoned");
-        state.apply(entry)?;
-        // Entries of other processes between our last read and this one are picked up by
-        // the next refresh; the version moves only if there was no gap.
-        if version == state.version + 1 {
-            state.version = version;
-        }
-        Ok(())
     }
 
     /// Who `id` is, as the public sees it: a role and an organisation.
@@ -281,12 +493,7 @@ impl Governance {
     }
 
     pub fn token(&self, id: &str) -> Option<TokenInfo> {
-        let state = self.state.read().expect("poisoned");
-        state
-            .tokens
-            .get(id)
-            .filter(|t| !t.info.name.is_empty())
-            .map(|t| t.info.clone())
+        self.state.read().expect("poisoned").token(id).cloned()
     }
 
     /// Every token ever issued, oldest first.

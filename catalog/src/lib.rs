@@ -21,6 +21,6 @@ pub mod workflow;
 pub use audit::{AuditLog, Pull, Verification};
 pub use dataset::{Dataset, DatasetSpec, PublicActor, Sharing, State, Viewer};
 pub use error::{CatalogError, Result};
-pub use governance::Governance;
+pub use governance::{FRESH_WITHIN, Governance, RefusedEntry, ReleaseHold};
 pub use tokens::{IssuedToken, NewToken, Principal, Role, TokenInfo};
 pub use workflow::{NewGrant, ReleaseStep};

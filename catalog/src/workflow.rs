@@ -1,10 +1,14 @@
 //! The dataset workflow: draft → proposed → approved → published → revoked. Each step is a
 //! governance event recording who, when and why; the state is replayed from those events.
+//! Every step is decided on the state at the log version it commits after
+//! ([`Governance::commit`]), so a step another process made meanwhile is seen before this
+//! one lands: a redraft cannot slip under an approval, nor a release under a revocation.
 
 use serde::Deserialize;
 
 use crate::dataset::{
-    Dataset, DatasetSpec, Grant, Release, Sharing, SourceKind, State, Viewer, view_owner,
+    Dataset, DatasetSpec, Grant, Release, Sharing, SourceKind, State, Viewer, revision_of,
+    view_owner,
 };
 use crate::error::{CatalogError, Result};
 use crate::events::{Drafted, GovernanceEvent, Granted, Moved, Released, Ungranted};
@@ -123,24 +127,29 @@ impl Governance {
             }
         };
         self.check_spec(&spec)?;
-        if let Some(existing) = self.dataset(&spec.id)
-            && (existing.state != State::Draft || existing.owner != owner)
-        {
-            // The same answer whether or not the caller may see that dataset: its state and
-            // owner would tell a private dataset exists.
-            return Err(CatalogError::Conflict(format!(
-                "dataset id {} is taken: choose another id",
-                spec.id
-            )));
-        }
         let id = spec.id.clone();
-        let entry = GovernanceEvent::DatasetDrafted(Box::new(Drafted {
+        let event = GovernanceEvent::DatasetDrafted(Box::new(Drafted {
+            revision: Some(revision_of(&spec)),
             spec,
-            owner,
+            owner: owner.clone(),
             by_name: by.name.clone(),
-        }))
-        .entry(&by.id, self.store.now());
-        self.append(&entry).await?;
+        }));
+        self.commit(&by.id, |state| match state.dataset(&id) {
+            Some(existing) if existing.owner != owner => {
+                // The same answer whether or not the caller may see that dataset: its state
+                // and owner would tell a private dataset exists.
+                Err(CatalogError::Conflict(format!(
+                    "dataset id {id} is taken: choose another id"
+                )))
+            }
+            Some(existing) if existing.state != State::Draft => Err(conflict(
+                existing,
+                "replacing its spec",
+                "draft (once proposed, a dataset's spec is fixed)",
+            )),
+            _ => Ok(Some(event.clone())),
+        })
+        .await?;
         self.dataset(&id).ok_or(CatalogError::NoSuchDataset(id))
     }
 
@@ -152,78 +161,95 @@ impl Governance {
         }
     }
 
+    /// Records a workflow step on dataset `id`: `check` looks at the dataset as it is at the
+    /// version the step commits after, and refuses or answers the revision the step applies
+    /// to.
     async fn step(
         &self,
         by: &Principal,
-        d: &Dataset,
+        id: &str,
         event: fn(Moved) -> GovernanceEvent,
         why: Option<String>,
+        check: impl Fn(&Dataset) -> Result<Option<String>>,
     ) -> Result<Dataset> {
-        let entry = event(Moved {
-            id: d.spec.id.clone(),
-            by_name: by.name.clone(),
-            why,
+        self.commit(&by.id, |state| {
+            let d = state
+                .dataset(id)
+                .filter(|d| d.visible_to(Viewer::Principal(by)))
+                .ok_or_else(|| CatalogError::NoSuchDataset(id.to_owned()))?;
+            let revision = check(d)?;
+            Ok(Some(event(Moved {
+                id: id.to_owned(),
+                by_name: by.name.clone(),
+                why: why.clone(),
+                revision,
+            })))
         })
-        .entry(&by.id, self.store.now());
-        self.append(&entry).await?;
-        self.dataset(&d.spec.id)
-            .ok_or_else(|| CatalogError::NoSuchDataset(d.spec.id.clone()))
+        .await?;
+        self.dataset(id)
+            .ok_or_else(|| CatalogError::NoSuchDataset(id.to_owned()))
     }
 
     /// The owner proposes its draft for approval.
     pub async fn propose(&self, by: &Principal, id: &str, why: Option<String>) -> Result<Dataset> {
-        let d = self.dataset_for(Viewer::Principal(by), id)?;
-        if !Self::owns(by, &d) {
-            return Err(CatalogError::Forbidden(format!(
-                "only the owner ({}) proposes dataset {id}",
-                d.owner
-            )));
-        }
-        if d.state != State::Draft {
-            return Err(conflict(&d, "proposing", "draft"));
-        }
-        self.check_spec(&d.spec)?;
-        self.step(by, &d, GovernanceEvent::DatasetProposed, why)
-            .await
+        self.step(by, id, GovernanceEvent::DatasetProposed, why, |d| {
+            if !Self::owns(by, d) {
+                return Err(CatalogError::Forbidden(format!(
+                    "only the owner ({}) proposes dataset {id}",
+                    d.owner
+                )));
+            }
+            if d.state != State::Draft {
+                return Err(conflict(d, "proposing", "draft"));
+            }
+            self.check_spec(&d.spec)?;
+            Ok(Some(d.revision.clone()))
+        })
+        .await
     }
 
     /// A steward approves a proposal, never their own.
     pub async fn approve(&self, by: &Principal, id: &str, why: Option<String>) -> Result<Dataset> {
-        let d = self.dataset_for(Viewer::Principal(by), id)?;
+        self.approve_revision(by, id, None, why).await
+    }
+
+    /// A steward approves a proposal at the revision they reviewed (`revision`, the dataset's
+    /// `revision` field as they saw it): if the dataset was redrafted since, the approval is
+    /// refused. Without a revision, the approval applies to the revision proposed, as it is
+    /// at the version the approval commits after.
+    pub async fn approve_revision(
+        &self,
+        by: &Principal,
+        id: &str,
+        revision: Option<&str>,
+        why: Option<String>,
+    ) -> Result<Dataset> {
         if by.role != Role::Steward {
+            // The same answer as for a missing dataset when the caller may not see it.
+            self.dataset_for(Viewer::Principal(by), id)?;
             return Err(CatalogError::Forbidden(
                 "approving a dataset needs a steward token".into(),
             ));
         }
-        if d.state != State::Proposed {
-            return Err(conflict(&d, "approval", "proposed"));
-        }
-        // Four eyes: the approver is neither whoever proposed this version of the dataset
-        // nor anyone who drafted it.
-        let proposer = d
-            .history
-            .iter()
-            .rev()
-            .find(|s| s.state == State::Proposed)
-            .map(|s| s.by.as_str());
-        if proposer == Some(by.id.as_str()) {
-            return Err(CatalogError::Forbidden(
-                "four eyes: nobody approves their own proposal; another steward must approve"
-                    .into(),
-            ));
-        }
-        if d.history
-            .iter()
-            .any(|s| s.state == State::Draft && s.by == by.id)
-        {
-            return Err(CatalogError::Forbidden(
-                "four eyes: nobody approves a dataset they drafted; another steward must approve"
-                    .into(),
-            ));
-        }
-        self.check_spec(&d.spec)?;
-        self.step(by, &d, GovernanceEvent::DatasetApproved, why)
-            .await
+        self.step(by, id, GovernanceEvent::DatasetApproved, why, |d| {
+            if d.state != State::Proposed {
+                return Err(conflict(d, "approval", "proposed"));
+            }
+            if let Some(r) = revision
+                && r != d.revision
+            {
+                return Err(CatalogError::Conflict(format!(
+                    "dataset {id} is at revision {}, not {r}: it changed after it was reviewed; review it again",
+                    d.revision
+                )));
+            }
+            if let Some(why) = four_eyes(&by.id, d) {
+                return Err(CatalogError::Forbidden(why.into()));
+            }
+            self.check_spec(&d.spec)?;
+            Ok(Some(d.revision.clone()))
+        })
+        .await
     }
 
     /// A steward or the owner publishes an approved dataset: its first release is
@@ -275,8 +301,14 @@ impl Governance {
         self.release(by, &d).await
     }
 
+    /// Materializes the next release of `d` (holding no lock: it takes seconds) and records
+    /// it only if, at the version the record commits after, the dataset is still approved or
+    /// published at the same approved revision and no other release took that number. A
+    /// revocation meanwhile wins: the materialized table is deleted and the caller gets 409.
     async fn release(&self, by: &Principal, d: &Dataset) -> Result<Dataset> {
+        let id = d.spec.id.clone();
         let version = d.releases.last().map_or(1, |r| r.version + 1);
+        let approved = d.approved_revision.clone();
         // Materializing runs the dataset's filter and masks over the whole source: on the
         // query runtime, apart from the one serving HTTP and ingest.
         let (store, spec) = (self.store.clone(), d.spec.clone());
@@ -286,42 +318,80 @@ impl Governance {
             async move { Ok(release::materialize(&store, &spec, version).await) },
         )
         .await??;
-        let release = Release {
-            version,
-            rows,
-            created_at: self.store.now(),
-            source_version,
-            by: by.name.clone(),
-        };
-        let entry = GovernanceEvent::DatasetReleased(Released {
-            id: d.spec.id.clone(),
-            release,
-        })
-        .entry(&by.id, self.store.now());
-        self.append(&entry).await?;
-        self.dataset(&d.spec.id)
-            .ok_or_else(|| CatalogError::NoSuchDataset(d.spec.id.clone()))
+        self.pause_before_release_commit().await;
+        let event = GovernanceEvent::DatasetReleased(Released {
+            id: id.clone(),
+            release: Release {
+                version,
+                rows,
+                created_at: self.store.now(),
+                source_version,
+                by: by.name.clone(),
+                revision: approved.clone(),
+            },
+        });
+        let landed = self
+            .commit(&by.id, |state| {
+                let now = state
+                    .dataset(&id)
+                    .ok_or_else(|| CatalogError::NoSuchDataset(id.clone()))?;
+                if !matches!(now.state, State::Approved | State::Published) {
+                    return Err(CatalogError::Conflict(format!(
+                        "dataset {id} was {} while release {version} was made: the release is discarded",
+                        now.state.as_str()
+                    )));
+                }
+                if now.approved_revision != approved {
+                    return Err(CatalogError::Conflict(format!(
+                        "dataset {id} was approved again at another revision while release {version} was made: the release is discarded"
+                    )));
+                }
+                let next = now.releases.last().map_or(1, |r| r.version + 1);
+                if next != version {
+                    return Err(CatalogError::Conflict(format!(
+                        "release {version} of dataset {id} was made by another process meanwhile: ask again"
+                    )));
+                }
+                Ok(Some(event.clone()))
+            })
+            .await;
+        match landed {
+            Ok(_) => {}
+            Err(e @ (CatalogError::Conflict(_) | CatalogError::NoSuchDataset(_))) => {
+                // Never recorded, so never served: delete what was written.
+                self.store.discard_table(&d.release_key(version)).await;
+                return Err(e);
+            }
+            // The outcome is unknown (the store failed): keep the files; the record, if it
+            // landed, refers to them.
+            Err(e) => return Err(e),
+        }
+        self.dataset(&id)
+            .ok_or_else(|| CatalogError::NoSuchDataset(id.clone()))
     }
 
-    /// A steward or the owner revokes a dataset: downloads stop at once. Releases stay in
-    /// the store (citations keep their meaning) but no face serves them.
+    /// A steward or the owner revokes a dataset: downloads stop at once on this process and
+    /// within [`crate::governance::FRESH_WITHIN`] on every other. A release being made
+    /// meanwhile is discarded. Releases stay in the store (citations keep their meaning) but
+    /// no face serves them.
     pub async fn revoke_dataset(
         &self,
         by: &Principal,
         id: &str,
         why: Option<String>,
     ) -> Result<Dataset> {
-        let d = self.dataset_for(Viewer::Principal(by), id)?;
-        if by.role != Role::Steward && !Self::owns(by, &d) {
-            return Err(CatalogError::Forbidden(format!(
-                "revoking {id} needs a steward token or the owner's"
-            )));
-        }
-        if d.state == State::Revoked {
-            return Err(conflict(&d, "revoking", "not yet revoked"));
-        }
-        self.step(by, &d, GovernanceEvent::DatasetRevoked, why)
-            .await
+        self.step(by, id, GovernanceEvent::DatasetRevoked, why, |d| {
+            if by.role != Role::Steward && !Self::owns(by, d) {
+                return Err(CatalogError::Forbidden(format!(
+                    "revoking {id} needs a steward token or the owner's"
+                )));
+            }
+            if d.state == State::Revoked {
+                return Err(conflict(d, "revoking", "not yet revoked"));
+            }
+            Ok(None)
+        })
+        .await
     }
 
     /// A steward grants a consumer or another sector access to a shared dataset, recording
@@ -332,51 +402,60 @@ impl Governance {
                 "granting access needs a steward token".into(),
             ));
         }
-        let d = self.dataset_for(Viewer::Principal(by), id)?;
-        if d.spec.sharing != Sharing::Shared {
-            return Err(CatalogError::Policy(format!(
-                "dataset {id} is {}: grants are for shared datasets",
-                match d.spec.sharing {
-                    Sharing::Open => "open to anyone",
-                    _ => "private to its owner and the center",
-                }
-            )));
-        }
-        if g.purpose.trim().is_empty() || g.legal_basis.trim().is_empty() {
-            return Err(CatalogError::Invalid(
-                "a grant records its purpose and its legal basis".into(),
-            ));
-        }
-        let grantee = self
-            .token(&g.principal)
-            .ok_or_else(|| CatalogError::NoSuchToken(g.principal.clone()))?;
-        if !matches!(grantee.role, Role::Consumer | Role::Sector) || grantee.revoked_at.is_some() {
-            return Err(CatalogError::Invalid(format!(
-                "token {} is a {} token{}: grants go to live consumer or sector tokens",
-                g.principal,
-                grantee.role.as_str(),
-                if grantee.revoked_at.is_some() {
-                    " (revoked)"
-                } else {
-                    ""
-                }
-            )));
-        }
-        let grant = Grant {
-            principal: g.principal,
-            principal_name: grantee.name,
-            purpose: g.purpose,
-            legal_basis: g.legal_basis,
-            granted_by: by.name.clone(),
-            granted_at: self.store.now(),
-            revoked_at: None,
-        };
-        let entry = GovernanceEvent::GrantAdded(Granted {
-            id: id.to_owned(),
-            grant,
+        let granted_at = self.store.now();
+        self.commit(&by.id, |state| {
+            let d = state
+                .dataset(id)
+                .filter(|d| d.visible_to(Viewer::Principal(by)))
+                .ok_or_else(|| CatalogError::NoSuchDataset(id.to_owned()))?;
+            if d.spec.sharing != Sharing::Shared {
+                return Err(CatalogError::Policy(format!(
+                    "dataset {id} is {}: grants are for shared datasets",
+                    match d.spec.sharing {
+                        Sharing::Open => "open to anyone",
+                        _ => "private to its owner and the center",
+                    }
+                )));
+            }
+            if d.state == State::Revoked {
+                return Err(conflict(d, "a grant", "not revoked"));
+            }
+            if g.purpose.trim().is_empty() || g.legal_basis.trim().is_empty() {
+                return Err(CatalogError::Invalid(
+                    "a grant records its purpose and its legal basis".into(),
+                ));
+            }
+            let grantee = state
+                .token(&g.principal)
+                .ok_or_else(|| CatalogError::NoSuchToken(g.principal.clone()))?;
+            if !matches!(grantee.role, Role::Consumer | Role::Sector)
+                || grantee.revoked_at.is_some()
+            {
+                return Err(CatalogError::Invalid(format!(
+                    "token {} is a {} token{}: grants go to live consumer or sector tokens",
+                    g.principal,
+                    grantee.role.as_str(),
+                    if grantee.revoked_at.is_some() {
+                        " (revoked)"
+                    } else {
+                        ""
+                    }
+                )));
+            }
+            Ok(Some(GovernanceEvent::GrantAdded(Granted {
+                id: id.to_owned(),
+                grant: Grant {
+                    principal: g.principal.clone(),
+                    principal_name: grantee.name.clone(),
+                    purpose: g.purpose.clone(),
+                    legal_basis: g.legal_basis.clone(),
+                    granted_by: by.name.clone(),
+                    granted_at,
+                    revoked_at: None,
+                },
+            })))
         })
-        .entry(&by.id, self.store.now());
-        self.append(&entry).await?;
+        .await?;
         self.dataset(id)
             .ok_or_else(|| CatalogError::NoSuchDataset(id.to_owned()))
     }
@@ -388,22 +467,26 @@ impl Governance {
                 "withdrawing a grant needs a steward token".into(),
             ));
         }
-        let d = self.dataset_for(Viewer::Principal(by), id)?;
-        if !d
-            .grants
-            .iter()
-            .any(|g| g.principal == principal && g.revoked_at.is_none())
-        {
-            return Err(CatalogError::NoSuchToken(format!(
-                "{principal} (no live grant on {id})"
-            )));
-        }
-        let entry = GovernanceEvent::GrantRevoked(Ungranted {
-            id: id.to_owned(),
-            principal: principal.to_owned(),
+        self.commit(&by.id, |state| {
+            let d = state
+                .dataset(id)
+                .filter(|d| d.visible_to(Viewer::Principal(by)))
+                .ok_or_else(|| CatalogError::NoSuchDataset(id.to_owned()))?;
+            if !d
+                .grants
+                .iter()
+                .any(|g| g.principal == principal && g.revoked_at.is_none())
+            {
+                return Err(CatalogError::NoSuchToken(format!(
+                    "{principal} (no live grant on {id})"
+                )));
+            }
+            Ok(Some(GovernanceEvent::GrantRevoked(Ungranted {
+                id: id.to_owned(),
+                principal: principal.to_owned(),
+            })))
         })
-        .entry(&by.id, self.store.now());
-        self.append(&entry).await?;
+        .await?;
         self.dataset(id)
             .ok_or_else(|| CatalogError::NoSuchDataset(id.to_owned()))
     }
@@ -424,4 +507,27 @@ impl Governance {
             .map(|d| d.spec.id.clone())
             .collect()
     }
+}
+
+/// Why `actor` may not approve `d` (four eyes), if so: nobody approves the proposal they made
+/// nor a dataset they drafted. Checked by the approval and again by the replay.
+pub(crate) fn four_eyes(actor: &str, d: &Dataset) -> Option<&'static str> {
+    let proposer = d
+        .history
+        .iter()
+        .rev()
+        .find(|s| s.state == State::Proposed)
+        .map(|s| s.by.as_str());
+    if proposer == Some(actor) {
+        return Some("four eyes: nobody approves their own proposal; another steward must approve");
+    }
+    if d.history
+        .iter()
+        .any(|s| s.state == State::Draft && s.by == actor)
+    {
+        return Some(
+            "four eyes: nobody approves a dataset they drafted; another steward must approve",
+        );
+    }
+    None
 }

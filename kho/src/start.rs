@@ -167,7 +167,7 @@ pub(crate) async fn open_state(
         },
         view_debounce: Duration::from_millis(views.view_debounce_ms),
         view_poll: Duration::from_secs(views.view_poll_secs.max(1)),
-        governance_refresh: Duration::from_secs(5),
+        governance_refresh: Duration::from_secs(1),
         maintain_every,
         public_url: catalog.public_url.clone(),
         pulls_per_min: (catalog.pulls_per_min_anonymous, catalog.pulls_per_min_token),

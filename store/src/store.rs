@@ -306,6 +306,42 @@ impl Store {
         Ok(Table::new(key, delta))
     }
 
+    /// Deletes a table that [`Self::write_table_once`] wrote but that kho decided not to
+    /// keep (a release whose dataset was revoked while it was materialized): its first commit
+    /// first, so that a reader finds no table rather than one with files missing, then its
+    /// files. Best effort: what a failure leaves is never referenced.
+    pub async fn discard_table(&self, key: &str) {
+        use futures::TryStreamExt;
+        use object_store::ObjectStoreExt;
+        let root = match self.location().root_store() {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(table = key, error = %e, "could not discard a table");
+                return;
+            }
+        };
+        let prefix = object_store::path::Path::from(key);
+        let first = object_store::path::Path::from(format!("{key}/_delta_log/{:020}.json", 0));
+        if let Err(e) = root.delete(&first).await
+            && !matches!(e, object_store::Error::NotFound { .. })
+        {
+            tracing::warn!(table = key, error = %e, "could not discard a table's first commit");
+            return;
+        }
+        let files: Vec<_> = match root.list(Some(&prefix)).try_collect().await {
+            Ok(f) => f,
+            Err(e) => {
+                tracing::warn!(table = key, error = %e, "could not list a discarded table");
+                return;
+            }
+        };
+        for f in files {
+            if let Err(e) = root.delete(&f.location).await {
+                tracing::warn!(table = key, path = %f.location, error = %e, "could not delete a discarded table's file");
+            }
+        }
+    }
+
     /// The table of a registered stream.
     pub async fn stream_table(&self, stream: &str, as_of: AsOf) -> Result<Table> {
         self.stream(stream)?;

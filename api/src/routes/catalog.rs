@@ -125,10 +125,10 @@ pub async fn create(
 pub struct Why {
     #[serde(default)]
     why: Option<String>,
-}
-
-fn why(body: Option<JsonBody<Why>>) -> Option<String> {
-    body.and_then(|JsonBody(w)| w.why)
+    /// For `approve`: the revision the steward reviewed (the dataset's `revision`); the
+    /// approval is refused if the dataset changed since.
+    #[serde(default)]
+    revision: Option<String>,
 }
 
 /// `POST /v1/catalog/datasets/{id}/{step}`: propose, approve, publish, revoke, releases.
@@ -140,10 +140,19 @@ pub async fn step(
     body: Option<JsonBody<Why>>,
 ) -> ApiResult<Json<Value>> {
     let g = &state.governance;
+    let Why { why, revision } = body.map(|JsonBody(w)| w).unwrap_or_default();
+    if revision.is_some() && step != "approve" {
+        return Err(ApiError::BadRequest(
+            "revision: only an approval names the revision it applies to".into(),
+        ));
+    }
     let d = match step.as_str() {
-        "propose" => g.propose(&by, &id, why(body)).await?,
-        "approve" => g.approve(&by, &id, why(body)).await?,
-        "revoke" => g.revoke_dataset(&by, &id, why(body)).await?,
+        "propose" => g.propose(&by, &id, why).await?,
+        "approve" => {
+            g.approve_revision(&by, &id, revision.as_deref(), why)
+                .await?
+        }
+        "revoke" => g.revoke_dataset(&by, &id, why).await?,
         "publish" | "releases" => {
             let step = if step == "publish" {
                 ReleaseStep::Publish
@@ -288,7 +297,14 @@ impl Puller {
 
 /// The dataset if the caller may pull its data: 404 when it may not even see it, 403 when
 /// it sees it but may not pull (a draft, a revoked dataset, a shared one without a grant).
-pub(crate) fn readable(state: &AppState, caller: &MaybeCaller, id: &str) -> ApiResult<Dataset> {
+/// Decided on a state at most [`kho_catalog::FRESH_WITHIN`] old, so that a revocation made
+/// on another process is obeyed here too.
+pub(crate) async fn readable(
+    state: &AppState,
+    caller: &MaybeCaller,
+    id: &str,
+) -> ApiResult<Dataset> {
+    state.governance.ensure_fresh().await?;
     let viewer = caller.viewer();
     let d = state.governance.dataset_for(viewer, id)?;
     d.check_readable(viewer)?;
@@ -320,7 +336,7 @@ pub async fn data(
     }): Params<DataParams>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let d = readable(&state, &caller, &id)?;
+    let d = readable(&state, &caller, &id).await?;
     let puller = Puller::new(&state, &caller, addr);
     puller.admit(&state)?;
     let release = match version {

@@ -389,7 +389,14 @@ async fn datastore_search(
         .unwrap_or(&resource)
         .to_owned();
     // A dataset the caller may not pull is a resource it cannot see.
-    let d = readable(state, caller, &id).map_err(|_| DsError::NotFound)?;
+    state
+        .governance
+        .ensure_fresh()
+        .await
+        .map_err(|e| DsError::Api(e.into()))?;
+    let d = readable(state, caller, &id)
+        .await
+        .map_err(|_| DsError::NotFound)?;
     let puller = Puller::new(state, caller, addr);
     puller.admit(state)?;
     let limit = usize_param(params, "limit").unwrap_or(100).min(32_000);

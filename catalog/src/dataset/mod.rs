@@ -66,6 +66,10 @@ pub struct Release {
     /// The source table's version the release was made from.
     pub source_version: u64,
     pub by: String,
+    /// The revision of the dataset's spec the release applies (the approved one). Absent in
+    /// releases of an older kho.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
 }
 
 /// Access to a shared dataset.
@@ -90,6 +94,12 @@ pub struct Dataset {
     /// The owning sector, or `center`.
     pub owner: String,
     pub state: State,
+    /// The revision of the spec: a hash of it ([`revision_of`]). A proposal and an approval
+    /// name the revision they apply to; an approval of another revision is refused.
+    pub revision: String,
+    /// The revision a steward approved; releases apply it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_revision: Option<String>,
     pub history: Vec<Step>,
     pub releases: Vec<Release>,
     pub grants: Vec<Grant>,
@@ -220,6 +230,14 @@ impl Dataset {
             None => (slug.to_owned(), name.to_owned()),
         }
     }
+}
+
+/// The revision of a spec: the SHA-256 of its JSON, in hex (the first 16 characters name it
+/// well enough for people; the whole hash is compared).
+pub fn revision_of(spec: &DatasetSpec) -> String {
+    use sha2::Digest;
+    let json = serde_json::to_vec(spec).expect("plain data");
+    hex::encode(sha2::Sha256::digest(&json))
 }
 
 /// `releases/<dataset>/v<N>`.

@@ -16,7 +16,7 @@ use kho_store::{Store, StreamWriter, Submission, WriterConfig};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-const ADMIN: &str = "catalog-test-admin-token";
+pub(crate) const ADMIN: &str = "catalog-test-admin-token";
 
 /// A fixture event: (agency, channel, level).
 fn fixture() -> Vec<(String, String, &'static str, i64)> {
@@ -38,17 +38,17 @@ fn fixture() -> Vec<(String, String, &'static str, i64)> {
         .collect()
 }
 
-struct World {
-    store: Arc<Store>,
-    gov: Arc<Governance>,
-    admin: Principal,
-    services: Principal,
-    finance: Principal,
-    center: Principal,
-    steward_a: Principal,
-    steward_b: Principal,
-    granted: Principal,
-    other_consumer: Principal,
+pub(crate) struct World {
+    pub(crate) store: Arc<Store>,
+    pub(crate) gov: Arc<Governance>,
+    pub(crate) admin: Principal,
+    pub(crate) services: Principal,
+    pub(crate) finance: Principal,
+    pub(crate) center: Principal,
+    pub(crate) steward_a: Principal,
+    pub(crate) steward_b: Principal,
+    pub(crate) granted: Principal,
+    pub(crate) other_consumer: Principal,
 }
 
 async fn principal(
@@ -73,7 +73,12 @@ async fn principal(
 }
 
 async fn world() -> World {
-    let store = Store::open_with_pack("memory://").await.unwrap();
+    world_on("memory://").await
+}
+
+/// The fixture on the store at `spec` (memory, a local directory, or S3).
+pub(crate) async fn world_on(spec: &str) -> World {
+    let store = Store::open_with_pack(spec).await.unwrap();
     let def = store.stream("service.dossiers").unwrap();
     let body: String = fixture()
         .iter()
@@ -121,7 +126,7 @@ async fn world() -> World {
     }
 }
 
-fn spec(
+pub(crate) fn spec(
     id: &str,
     sharing: &str,
     importance: &str,

@@ -166,3 +166,76 @@ async fn tokens_roles_and_revocation() {
     let body: Value = r.json().await.unwrap();
     assert_eq!(body["error"]["code"], "not_found");
 }
+
+/// Two `kho serve` on one store agree on governance: a token revoked through one is refused
+/// by the other within the stated bound (half a second, plus a check of the log), and the
+/// same new dataset id drafted through both at once lands exactly once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_agree_on_tokens_and_drafts() {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().to_str().unwrap();
+    let a = Server::start(store, &[]);
+    let b = Server::start(store, &[]);
+    let http = client();
+    let streams = |s: &Server, t: &str| http.get(s.url("/v1/streams")).bearer_auth(t).send();
+
+    // Issued on a, honoured on b (an unknown token makes b look at the log again).
+    let center = a.token("center", None, "ioc").await;
+    assert_eq!(streams(&b, &center).await.unwrap().status(), 200);
+
+    // Revoked on b while a keeps being asked: refused by a within the bound.
+    let id = center.split('_').nth(1).unwrap().to_owned();
+    let r = http
+        .delete(b.url(&format!("/v1/admin/tokens/{id}")))
+        .bearer_auth(ADMIN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let revoked = Instant::now();
+    let mut accepted_after = Duration::ZERO;
+    loop {
+        match streams(&a, &center).await.unwrap().status().as_u16() {
+            200 => accepted_after = revoked.elapsed(),
+            401 => break,
+            other => panic!("{other}"),
+        }
+        assert!(
+            revoked.elapsed() < Duration::from_secs(3),
+            "a still accepts a token revoked on b {:?} ago",
+            revoked.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(
+        accepted_after < Duration::from_secs(1),
+        "a accepted the revoked token {accepted_after:?} after its revocation"
+    );
+
+    // One id, drafted through both processes at once by two owners: exactly one 201.
+    let services = a.token("sector", Some("services"), "portal").await;
+    let ioc = a.token("center", None, "ioc-2").await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    for round in 0..4 {
+        let id = format!("same-id-{round}");
+        let by_services =
+            kho_tests::stream_dataset(&id, "service.dossiers", &["agency_code"], "open");
+        let mut by_center = by_services.clone();
+        by_center["source"] = json!({"kind": "view", "name": "service_dossiers"});
+        by_center["columns"] = json!([{"name": "month"}, {"name": "received"}]);
+        let (x, y) = tokio::join!(
+            http.post(a.url("/v1/catalog/datasets"))
+                .bearer_auth(&services)
+                .json(&by_services)
+                .send(),
+            http.post(b.url("/v1/catalog/datasets"))
+                .bearer_auth(&ioc)
+                .json(&by_center)
+                .send(),
+        );
+        let mut statuses = [x.unwrap().status().as_u16(), y.unwrap().status().as_u16()];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [201, 409], "round {round}");
+    }
+}

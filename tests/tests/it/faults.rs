@@ -348,5 +348,15 @@ async fn storage_faults_answer_503_and_lose_nothing() {
     assert_eq!(got.len(), distinct.len(), "duplicated events");
     let expected: BTreeSet<&str> = acked.iter().map(String::as_str).collect();
     assert_eq!(distinct, expected, "exactly the acknowledged events");
-    assert!(!server.log().contains("panicked"), "{}", server.log());
+    // deltalake 1.1.3 aborts a multipart upload whose completion failed and catches the
+    // panic object_store's BufWriter::abort raises then ("Already shut down",
+    // deltalake-core src/datafile/writer.rs, `finish`): the default hook still prints it,
+    // though nothing unwinds out of the write. Any other panic is kho's, and fails here.
+    let log = server.log();
+    let panics: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("panicked"))
+        .filter(|l| !l.contains("object_store-0.13.2/src/buffered.rs"))
+        .collect();
+    assert!(panics.is_empty(), "{panics:?}\n{log}");
 }
