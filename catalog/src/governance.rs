@@ -31,9 +31,6 @@ pub const FRESH_WITHIN: Duration = Duration::from_millis(500);
 /// now?).
 const MISS_LOOKS_AGAIN: Duration = Duration::from_millis(100);
 
-/// How many times a decision is made again after another process committed first.
-const MAX_ATTEMPTS: u32 = 64;
-
 /// An entry the replay did not apply: it was not valid in the state before it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RefusedEntry {
@@ -239,14 +236,20 @@ impl Governance {
         Ok(true)
     }
 
-    /// Reads what other processes committed since the last read (the background refresh
-    /// and `/healthz`); true if there was something.
-    pub async fn refresh(&self) -> Result<bool> {
-        let _one = self.writer.lock().await;
+    /// Catches up and records when the read started, as what the state is fresh as of.
+    /// The caller holds `writer`.
+    async fn sync(&self) -> Result<bool> {
         let started = Instant::now();
         let news = self.catch_up().await?;
         *self.synced_at.lock().expect("poisoned") = started;
         Ok(news)
+    }
+
+    /// Reads what other processes committed since the last read (the background refresh
+    /// and `/healthz`); true if there was something.
+    pub async fn refresh(&self) -> Result<bool> {
+        let _one = self.writer.lock().await;
+        self.sync().await
     }
 
     /// Makes sure the state is at most [`FRESH_WITHIN`] old: what every token check and every
@@ -266,10 +269,7 @@ impl Governance {
         if fresh(self) {
             return Ok(());
         }
-        let started = Instant::now();
-        self.catch_up().await?;
-        *self.synced_at.lock().expect("poisoned") = started;
-        Ok(())
+        self.sync().await.map(|_| ())
     }
 
     /// Decides and commits one governance event: `decide` looks at the state and answers the
@@ -284,7 +284,7 @@ impl Governance {
         decide: impl Fn(&State) -> Result<Option<GovernanceEvent>>,
     ) -> Result<bool> {
         let _one = self.writer.lock().await;
-        for attempt in 0..MAX_ATTEMPTS {
+        for attempt in 0..kho_store::commit::MAX_ATTEMPTS {
             let (after, entry) = {
                 let state = self.state.read().expect("poisoned");
                 let Some(event) = decide(&state)? else {
@@ -321,11 +321,8 @@ impl Governance {
                 }
                 None => {
                     tracing::debug!(attempt, "governance commit lost a race; deciding again");
-                    self.catch_up().await?;
-                    tokio::time::sleep(Duration::from_millis(
-                        u64::from(attempt.min(10)) * 5 + rand::random::<u64>() % 10,
-                    ))
-                    .await;
+                    self.sync().await?;
+                    kho_store::commit::backoff(attempt).await;
                 }
             }
         }

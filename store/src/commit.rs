@@ -24,7 +24,7 @@ use crate::store::Store;
 pub(crate) use crate::table::first_gone;
 
 /// How many times a writer tries again after losing the race for the next version.
-pub(crate) const MAX_ATTEMPTS: u32 = 64;
+pub const MAX_ATTEMPTS: u32 = 64;
 
 /// Commits `actions` as the version right after `state`'s, or reports (`Ok(None)`) that
 /// another writer took that version first. `props` carries the commit metadata and
@@ -72,7 +72,7 @@ pub(crate) async fn discard_files(
 
 /// A short pause before trying again, growing with the attempt, with jitter so that
 /// writers that lost to each other do not meet again at once.
-pub(crate) async fn backoff(attempt: u32) {
+pub async fn backoff(attempt: u32) {
     let base = u64::from(attempt.min(10)) * 5;
     let jitter = rand::random::<u64>() % (base + 10);
     tokio::time::sleep(std::time::Duration::from_millis(base + jitter)).await;

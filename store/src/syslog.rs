@@ -151,16 +151,6 @@ impl SystemLog {
         }
     }
 
-    /// The latest version of the log table, cheaply (a listing of the log, no replay).
-    pub async fn latest_version(&self) -> Result<u64> {
-        let table = self.store.table_handle(&self.key)?;
-        table
-            .log_store()
-            .get_latest_version(0)
-            .await
-            .map_err(Error::delta(&self.key))
-    }
-
     /// Every entry, in the order made, with the version read. Entries are ordered by
     /// `recorded_at` (then id): a writer stamps each entry later than every entry of the state
     /// it decided on, so this is the commit order even across hosts whose clocks differ.

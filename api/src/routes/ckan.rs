@@ -388,15 +388,12 @@ async fn datastore_search(
         .find_map(|s| resource.strip_suffix(s))
         .unwrap_or(&resource)
         .to_owned();
-    // A dataset the caller may not pull is a resource it cannot see.
-    state
-        .governance
-        .ensure_fresh()
-        .await
-        .map_err(|e| DsError::Api(e.into()))?;
-    let d = readable(state, caller, &id)
-        .await
-        .map_err(|_| DsError::NotFound)?;
+    // A dataset the caller may not pull is a resource it cannot see; a store that does not
+    // answer stays a 503.
+    let d = readable(state, caller, &id).await.map_err(|e| match e {
+        ApiError::NotFound(_) | ApiError::Forbidden(_) => DsError::NotFound,
+        other => DsError::Api(other),
+    })?;
     let puller = Puller::new(state, caller, addr);
     puller.admit(state)?;
     let limit = usize_param(params, "limit").unwrap_or(100).min(32_000);
