@@ -1,5 +1,5 @@
-//! Prometheus metrics: request latency by route, rejected batches by reason, and the
-//! ingest counters.
+//! Prometheus metrics: request latency by route, rejected batches by reason, the ingest
+//! counters, and the governance entries the replay refused.
 //!
 //! Every label value comes from a closed set kho knows (registered streams, route
 //! templates, standard methods, status codes, error codes): whatever a caller puts in a URL
@@ -15,6 +15,7 @@ use axum::response::Response;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -53,6 +54,7 @@ pub struct Metrics {
     registry: Mutex<Registry>,
     requests: Family<RouteLabels, Histogram>,
     rejected: Family<RejectLabels, Counter>,
+    refused: Gauge,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -78,11 +80,18 @@ impl Metrics {
             "Append requests refused, by stream and reason",
             rejected.clone(),
         );
+        let refused = Gauge::default();
+        registry.register(
+            "kho_governance_refused_entries",
+            "Entries of the governance log the replay did not apply (GET /v1/catalog/refused says why); 0 on a healthy store",
+            refused.clone(),
+        );
         ingest.register(&mut registry);
         Self {
             registry: Mutex::new(registry),
             requests,
             rejected,
+            refused,
         }
     }
 
@@ -95,6 +104,11 @@ impl Metrics {
                 reason: reason.to_owned(),
             })
             .inc();
+    }
+
+    /// Sets how many governance entries the replay refused, as of now.
+    pub fn set_refused(&self, n: usize) {
+        self.refused.set(i64::try_from(n).unwrap_or(i64::MAX));
     }
 
     /// The text exposition.

@@ -114,6 +114,7 @@ fn spawn_background(state: &AppState) {
     }
     let store = state.store.clone();
     let ingest = state.ingest.clone();
+    let gov = state.governance.clone();
     let every = state.config.maintain_every;
     if !every.is_zero() {
         tokio::spawn(async move {
@@ -133,6 +134,18 @@ fn spawn_background(state: &AppState) {
                             tracing::warn!(stream = %def.name, error = %e, "scheduled maintenance failed")
                         }
                     }
+                }
+                // Release tables no record names (a lost race, a process that died before
+                // recording), an hour after their last write.
+                match gov.sweep_releases(Duration::from_secs(3600)).await {
+                    Ok(swept) if !swept.is_empty() => {
+                        tracing::info!(
+                            tables = swept.len(),
+                            "swept release tables no release names"
+                        )
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not sweep release tables"),
                 }
             }
         });

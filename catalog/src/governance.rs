@@ -32,10 +32,13 @@ pub const FRESH_WITHIN: Duration = Duration::from_millis(500);
 const MISS_LOOKS_AGAIN: Duration = Duration::from_millis(100);
 
 /// An entry the replay did not apply: it was not valid in the state before it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct RefusedEntry {
     pub event_id: String,
     pub event_type: String,
+    /// Who wrote it (a token id, or `admin`) and when.
+    pub actor: String,
+    pub recorded_at: DateTime<Utc>,
     pub reason: String,
 }
 
@@ -62,6 +65,8 @@ impl State {
             self.refused.push(RefusedEntry {
                 event_id: e.event_id.clone(),
                 event_type: e.event_type.clone(),
+                actor: e.actor.clone(),
+                recorded_at: e.recorded_at,
                 reason,
             });
         }
@@ -276,7 +281,8 @@ impl Governance {
     /// event to record (or `None`: nothing to do, or a refusal); the event commits only as the
     /// version right after the state it was decided on. If another process committed that
     /// version first, its entries are folded in and `decide` runs again on the new state, so
-    /// no decision ever lands on a state it was not made on. Returns whether an event was
+    /// no decision ever lands on a state it was not made on. A refusal, too, stands only if
+    /// the log has nothing after the state it was made on. Returns whether an event was
     /// recorded.
     pub(crate) async fn commit(
         &self,
@@ -285,17 +291,28 @@ impl Governance {
     ) -> Result<bool> {
         let _one = self.writer.lock().await;
         for attempt in 0..kho_store::commit::MAX_ATTEMPTS {
-            let (after, entry) = {
+            let (after, decided) = {
                 let state = self.state.read().expect("poisoned");
-                let Some(event) = decide(&state)? else {
-                    return Ok(false);
-                };
                 // Later than everything decided on, whatever this host's clock says.
                 let at = self
                     .store
                     .now()
                     .max(state.last_at + chrono::TimeDelta::microseconds(1));
-                (state.version, event.entry(actor, at))
+                let decided = decide(&state).map(|e| e.map(|e| e.entry(actor, at)));
+                (state.version, decided)
+            };
+            let entry = match decided {
+                Ok(Some(entry)) => entry,
+                Ok(None) => return Ok(false),
+                // A refusal stands only if it was made on the latest log: if another process
+                // committed meanwhile, catch up and decide again.
+                Err(e) => {
+                    if !matches!(e, CatalogError::Store(_)) && self.log.has_after(after).await? {
+                        self.sync().await?;
+                        continue;
+                    }
+                    return Err(e);
+                }
             };
             let started = Instant::now();
             match self
@@ -329,6 +346,25 @@ impl Governance {
         Err(CatalogError::Conflict(
             "the governance log is too contended: try again".into(),
         ))
+    }
+
+    /// Runs `check` on the current state; a refusal is made again on the latest log before it
+    /// stands, so that no caller is refused on a state another process has moved past (a
+    /// dataset approved there a moment ago is approved here too). A store failure is not
+    /// checked again.
+    pub(crate) async fn on_latest<T>(&self, check: impl Fn() -> Result<T>) -> Result<T> {
+        match check() {
+            Err(e) if !matches!(e, CatalogError::Store(_)) => {
+                let _one = self.writer.lock().await;
+                let version = self.state.read().expect("poisoned").version;
+                if self.log.has_after(version).await? {
+                    self.sync().await?;
+                    return check();
+                }
+                Err(e)
+            }
+            done => done,
+        }
     }
 
     /// Test hook: from now on every release waits, once materialized, until the hold's

@@ -106,9 +106,14 @@ async fn pseudonym_key(store: &Store, dataset: &str) -> Result<Vec<u8>> {
         .to_vec())
 }
 
-/// Materializes release `version` of a dataset from the latest source; returns
-/// (rows, source version).
-pub async fn materialize(store: &Store, spec: &DatasetSpec, version: u32) -> Result<(u64, u64)> {
+/// Materializes release `version` of a dataset from the latest source into a new table at
+/// `at` ([`crate::dataset::attempt_key`]); returns (rows, source version).
+pub async fn materialize(
+    store: &Store,
+    spec: &DatasetSpec,
+    version: u32,
+    at: &str,
+) -> Result<(u64, u64)> {
     let key = source_key(spec)?;
     let table = store.table(&key, AsOf::Latest).await.map_err(|e| {
         if e.is_unavailable() {
@@ -152,7 +157,6 @@ pub async fn materialize(store: &Store, spec: &DatasetSpec, version: u32) -> Res
         });
     }
     let df = kho_query::read::plain_strings(df.select(exprs)?)?;
-    let release = crate::dataset::release_key(&spec.id, version);
     let rows = match &spec.suppression {
         // Suppression weighs every cell against its groups: the release is built whole.
         Some(s) => {
@@ -163,28 +167,16 @@ pub async fn materialize(store: &Store, spec: &DatasetSpec, version: u32) -> Res
         // Otherwise the plan streams from the source into the release's files.
         None => Rows::Plan(df.logical_plan().clone()),
     };
-    // One put-if-absent of version 0: a release racing another process's release of the
-    // same version loses outright.
+    // One put-if-absent of version 0 at a key no other attempt uses.
     let table = store
         .write_table_once(
-            &release,
+            at,
             &format!("{} v{version}", spec.id),
             &spec.metadata.title.en,
             rows,
         )
-        .await;
-    let table = match table {
-        Ok(t) => t,
-        // Another process wrote this release first: the step is the caller's to retry.
-        Err(_) if store.try_table(&release).await?.is_some() => {
-            return Err(CatalogError::Conflict(format!(
-                "release {version} of {} was written by another process at the same time; ask again",
-                spec.id
-            )));
-        }
-        // Otherwise the store failed (503) or kho did (500): not the caller's conflict.
-        Err(e) => return Err(CatalogError::Store(Box::new(e))),
-    };
+        .await
+        .map_err(|e| CatalogError::Store(Box::new(e)))?;
     let rows = table.stats()?.row_count;
     Ok((rows, source_version))
 }

@@ -26,6 +26,14 @@ pub struct NewGrant {
     pub legal_basis: String,
 }
 
+/// A time as the province reads it: `dd/mm/yyyy hh:mm:ss +07:00`.
+fn local_time(at: chrono::DateTime<chrono::Utc>) -> String {
+    let tz = chrono::FixedOffset::east_opt(7 * 3600).expect("valid offset");
+    at.with_timezone(&tz)
+        .format("%d/%m/%Y %H:%M:%S %:z")
+        .to_string()
+}
+
 fn conflict(d: &Dataset, step: &str, needs: &str) -> CatalogError {
     CatalogError::Conflict(format!(
         "dataset {} is {}; {step} needs it {needs}",
@@ -264,7 +272,9 @@ impl Governance {
         id: &str,
         step: ReleaseStep,
     ) -> Result<Dataset> {
-        let d = self.dataset_for(Viewer::Principal(by), id)?;
+        let d = self
+            .on_latest(|| self.dataset_for(Viewer::Principal(by), id))
+            .await?;
         if d.spec.source.kind == SourceKind::View {
             views.refresh(&d.spec.source.name).await?;
         }
@@ -275,29 +285,39 @@ impl Governance {
     }
 
     pub async fn publish(&self, by: &Principal, id: &str) -> Result<Dataset> {
-        let d = self.dataset_for(Viewer::Principal(by), id)?;
-        if by.role != Role::Steward && !Self::owns(by, &d) {
-            return Err(CatalogError::Forbidden(format!(
-                "publishing {id} needs a steward token or the owner's"
-            )));
-        }
-        if d.state != State::Approved {
-            return Err(conflict(&d, "publishing", "approved"));
-        }
+        let d = self
+            .on_latest(|| {
+                let d = self.dataset_for(Viewer::Principal(by), id)?;
+                if by.role != Role::Steward && !Self::owns(by, &d) {
+                    return Err(CatalogError::Forbidden(format!(
+                        "publishing {id} needs a steward token or the owner's"
+                    )));
+                }
+                if d.state != State::Approved {
+                    return Err(conflict(&d, "publishing", "approved"));
+                }
+                Ok(d)
+            })
+            .await?;
         self.release(by, &d).await
     }
 
     /// A new release of a published dataset (on demand, or on its periodicity).
     pub async fn new_release(&self, by: &Principal, id: &str) -> Result<Dataset> {
-        let d = self.dataset_for(Viewer::Principal(by), id)?;
-        if by.role != Role::Steward && !Self::owns(by, &d) {
-            return Err(CatalogError::Forbidden(format!(
-                "releasing {id} needs a steward token or the owner's"
-            )));
-        }
-        if d.state != State::Published {
-            return Err(conflict(&d, "a new release", "published"));
-        }
+        let d = self
+            .on_latest(|| {
+                let d = self.dataset_for(Viewer::Principal(by), id)?;
+                if by.role != Role::Steward && !Self::owns(by, &d) {
+                    return Err(CatalogError::Forbidden(format!(
+                        "releasing {id} needs a steward token or the owner's"
+                    )));
+                }
+                if d.state != State::Published {
+                    return Err(conflict(&d, "a new release", "published"));
+                }
+                Ok(d)
+            })
+            .await?;
         self.release(by, &d).await
     }
 
@@ -311,11 +331,12 @@ impl Governance {
         let approved = d.approved_revision.clone();
         // Materializing runs the dataset's filter and masks over the whole source: on the
         // query runtime, apart from the one serving HTTP and ingest.
-        let (store, spec) = (self.store.clone(), d.spec.clone());
+        let key = crate::dataset::attempt_key(&id, version);
+        let (store, spec, at) = (self.store.clone(), d.spec.clone(), key.clone());
         let (rows, source_version) = kho_query::compute::run(
             std::time::Duration::from_secs(600),
             "materializing the release",
-            async move { Ok(release::materialize(&store, &spec, version).await) },
+            async move { Ok(release::materialize(&store, &spec, version, &at).await) },
         )
         .await??;
         self.pause_before_release_commit().await;
@@ -328,6 +349,7 @@ impl Governance {
                 source_version,
                 by: by.name.clone(),
                 revision: approved.clone(),
+                table: Some(key.clone()),
             },
         });
         let landed = self
@@ -335,22 +357,38 @@ impl Governance {
                 let now = state
                     .dataset(&id)
                     .ok_or_else(|| CatalogError::NoSuchDataset(id.clone()))?;
+                // What changed while the release was made, named for the caller: the step,
+                // who took it and when.
+                let changed = || {
+                    now.history.last().map_or_else(String::new, |s| {
+                        format!(" ({} by {} at {})", s.state.as_str(), s.by_name, local_time(s.at))
+                    })
+                };
                 if !matches!(now.state, State::Approved | State::Published) {
                     return Err(CatalogError::Conflict(format!(
-                        "dataset {id} was {} while release {version} was made: the release is discarded",
-                        now.state.as_str()
+                        "dataset {id} became {}{} while release {version} was made: the release is discarded",
+                        now.state.as_str(),
+                        changed()
                     )));
                 }
                 if now.approved_revision != approved {
                     return Err(CatalogError::Conflict(format!(
-                        "dataset {id} was approved again at another revision while release {version} was made: the release is discarded"
+                        "dataset {id} was approved again at revision {}{} while release {version} was made: the release is discarded",
+                        now.approved_revision.as_deref().map_or("none", |r| &r[..r.len().min(16)]),
+                        changed()
                     )));
                 }
                 let next = now.releases.last().map_or(1, |r| r.version + 1);
                 if next != version {
-                    return Err(CatalogError::Conflict(format!(
-                        "release {version} of dataset {id} was made by another process meanwhile: ask again"
-                    )));
+                    return Err(CatalogError::Conflict(match now.releases.last() {
+                        Some(other) => format!(
+                            "release {} of dataset {id} was recorded by {} at {} while release {version} was made: ask again",
+                            other.version,
+                            other.by,
+                            local_time(other.created_at)
+                        ),
+                        None => format!("dataset {id} has no release {}: ask again", version - 1),
+                    }));
                 }
                 Ok(Some(event.clone()))
             })
@@ -359,7 +397,7 @@ impl Governance {
             Ok(_) => {}
             Err(e @ (CatalogError::Conflict(_) | CatalogError::NoSuchDataset(_))) => {
                 // Never recorded, so never served: delete what was written.
-                self.store.discard_table(&d.release_key(version)).await;
+                self.store.discard_table(&key).await;
                 return Err(e);
             }
             // The outcome is unknown (the store failed): keep the files; the record, if it
@@ -368,6 +406,39 @@ impl Governance {
         }
         self.dataset(&id)
             .ok_or_else(|| CatalogError::NoSuchDataset(id.clone()))
+    }
+
+    /// Deletes release tables that no recorded release names and that nothing wrote to for
+    /// `older_than`: attempts that lost a race whose clean-up failed, and those of a process
+    /// that died between materializing and recording. The log is read first, so a release
+    /// recorded by another process is kept; `older_than` must exceed the time a release
+    /// takes between its last write and its record (seconds; materializing is cut at 10
+    /// minutes). Returns the keys deleted.
+    pub async fn sweep_releases(&self, older_than: std::time::Duration) -> Result<Vec<String>> {
+        self.refresh().await?;
+        let kept: std::collections::HashSet<String> = self
+            .state
+            .read()
+            .expect("poisoned")
+            .datasets
+            .values()
+            .flat_map(|d| d.release_keys().collect::<Vec<_>>())
+            .collect();
+        let cutoff = chrono::Utc::now()
+            - chrono::Duration::from_std(older_than).unwrap_or(chrono::Duration::MAX);
+        let mut swept = Vec::new();
+        for (key, newest) in self
+            .store
+            .folders_under(crate::dataset::RELEASES_PREFIX, 2)
+            .await?
+        {
+            if !kept.contains(&key) && newest < cutoff {
+                tracing::info!(table = %key, "deleting a release table no release names");
+                self.store.discard_table(&key).await;
+                swept.push(key);
+            }
+        }
+        Ok(swept)
     }
 
     /// A steward or the owner revokes a dataset: downloads stop at once on this process and

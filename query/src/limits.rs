@@ -57,7 +57,8 @@ fn refuse(limits: &ExprLimits, message: String) -> QueryError {
     QueryError::BadRequest(format!("{} {message}", limits.what))
 }
 
-fn group(n: usize) -> String {
+/// A count with its thousands grouped for messages: 264883 -> "264,883".
+pub fn group(n: impl ToString) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, c) in s.chars().enumerate() {

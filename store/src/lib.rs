@@ -18,7 +18,7 @@
 //! system/keys/ip-salt              salt of anonymous callers' IP hashes (a plain object)
 //! system/nodes/<node>.json         heartbeat of each serving process (see [`nodes`])
 //! views/<view>/                    materialized views (kho-query)
-//! releases/<dataset>/v<N>/         one immutable table per dataset release (kho-catalog)
+//! releases/<dataset>/v<N>-<attempt>/ one immutable table per dataset release (kho-catalog)
 //! ```
 //!
 //! Each commit of an append carries, in its `commitInfo`, a `kho` object with the number of

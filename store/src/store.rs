@@ -342,6 +342,37 @@ impl Store {
         }
     }
 
+    /// The folders `depth` levels below `prefix` that hold objects, each with the time its
+    /// newest object was written (`releases`, 2: `releases/<dataset>/<table>`). What a sweep
+    /// of tables nothing refers to looks at: a folder written to recently may be a table
+    /// another process is making now.
+    pub async fn folders_under(
+        &self,
+        prefix: &str,
+        depth: usize,
+    ) -> Result<Vec<(String, chrono::DateTime<chrono::Utc>)>> {
+        use futures::TryStreamExt;
+        let root = self.location().root_store()?;
+        let base = object_store::path::Path::from(prefix);
+        let files: Vec<_> = root.list(Some(&base)).try_collect().await?;
+        let mut folders = std::collections::BTreeMap::new();
+        for f in files {
+            let parts: Vec<_> = f.location.parts().collect();
+            let skip = base.parts().count();
+            if parts.len() <= skip + depth {
+                continue; // an object at the folder level itself, not inside one
+            }
+            let key = parts[..skip + depth]
+                .iter()
+                .map(|p| p.as_ref())
+                .collect::<Vec<_>>()
+                .join("/");
+            let newest = folders.entry(key).or_insert(f.last_modified);
+            *newest = (*newest).max(f.last_modified);
+        }
+        Ok(folders.into_iter().collect())
+    }
+
     /// The table of a registered stream.
     pub async fn stream_table(&self, stream: &str, as_of: AsOf) -> Result<Table> {
         self.stream(stream)?;

@@ -421,6 +421,19 @@ pub async fn audit(
     ))
 }
 
+/// `GET /v1/catalog/refused`: entries of the governance log that the replay did not apply,
+/// because they were not valid in the state before them (written by an older or faulty
+/// program; kho itself checks every decision before it records it). Empty on a healthy store.
+pub async fn refused(State(state): State<AppState>, caller: Caller) -> ApiResult<Json<Value>> {
+    caller.require(
+        &[Role::Steward, Role::Admin],
+        "reading the refused governance entries",
+    )?;
+    state.governance.ensure_fresh().await?;
+    let entries = state.governance.refused();
+    Ok(Json(json!({"total": entries.len(), "entries": entries})))
+}
+
 /// `GET /v1/catalog/audit/verify`: recomputes the chain and names the first broken entry.
 pub async fn verify(
     State(state): State<AppState>,

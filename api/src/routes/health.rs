@@ -27,6 +27,7 @@ pub async fn healthz(State(state): State<AppState>) -> ApiResult<Json<Value>> {
 
 /// `GET /metrics`: Prometheus text exposition.
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    state.metrics.set_refused(state.governance.refused().len());
     (
         [(
             header::CONTENT_TYPE,

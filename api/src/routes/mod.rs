@@ -42,6 +42,7 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/catalog/datasets/{id}/{step}", post(catalog::step))
         .route("/v1/catalog/audit", get(catalog::audit))
         .route("/v1/catalog/audit/verify", get(catalog::verify))
+        .route("/v1/catalog/refused", get(catalog::refused))
         .route("/catalog.jsonld", get(dcat::catalog))
         .route(
             "/api/3/action/{action}",

@@ -420,6 +420,76 @@ async fn error_statuses_are_pinned() {
             Some((json_ct, "{\"reason\": ".into())),
         ),
         (
+            "the view list for a consumer",
+            Method::GET,
+            "/v1/views".into(),
+            Some(&consumer),
+            None,
+        ),
+        (
+            "list tokens as a steward",
+            Method::GET,
+            "/v1/admin/tokens".into(),
+            Some(&steward),
+            None,
+        ),
+        (
+            "the catalog with a forged token",
+            Method::GET,
+            "/v1/catalog/datasets".into(),
+            Some("kho_forged"),
+            None,
+        ),
+        (
+            "withdraw a grant on an unknown dataset",
+            Method::DELETE,
+            "/v1/catalog/datasets/nope/grants/someone".into(),
+            Some(&steward),
+            None,
+        ),
+        (
+            "verify the audit as a sector",
+            Method::GET,
+            "/v1/catalog/audit/verify".into(),
+            Some(&finance),
+            None,
+        ),
+        (
+            "DCAT with a forged token",
+            Method::GET,
+            "/catalog.jsonld".into(),
+            Some("kho_forged"),
+            None,
+        ),
+        (
+            "metrics as POST",
+            Method::POST,
+            "/metrics".into(),
+            None,
+            None,
+        ),
+        (
+            "CKAN without the version: an unknown action",
+            Method::GET,
+            "/api/action/package_dance".into(),
+            None,
+            None,
+        ),
+        (
+            "refused governance entries without a token",
+            Method::GET,
+            "/v1/catalog/refused".into(),
+            None,
+            None,
+        ),
+        (
+            "refused governance entries for the center",
+            Method::GET,
+            "/v1/catalog/refused".into(),
+            Some(&center),
+            None,
+        ),
+        (
             "CKAN: an unknown action",
             Method::GET,
             "/api/3/action/package_dance".into(),
@@ -700,4 +770,79 @@ async fn a_failing_store_answers_503_on_every_route() {
         .await
         .unwrap();
     assert_eq!(rows.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
+}
+
+/// An entry a faulty program wrote to the governance log (an approval of a dataset nobody
+/// drafted) is not applied, and stewards and the admin can read why; nobody else can.
+#[tokio::test]
+async fn refused_governance_entries_are_listed_for_stewards() {
+    let store = Store::open_with_pack("memory://").await.unwrap();
+    let state = state(store.clone()).await;
+    let app = kho_api::routes::router(state.clone());
+    let steward = token(&state, Role::Steward, None, "steward").await;
+    let center = token(&state, Role::Center, None, "ioc").await;
+    let (st, body, _) = call(
+        &app,
+        Method::GET,
+        "/v1/catalog/refused",
+        Some(&steward),
+        None,
+    )
+    .await;
+    assert_eq!((st, body["total"].clone()), (200, json!(0)), "{body}");
+
+    let log = kho_store::SystemLog::open(store.clone(), "system/governance")
+        .await
+        .unwrap();
+    let (v, _) = log.read_all().await.unwrap();
+    let rogue = kho_store::LogEntry::new(
+        "dataset_approved",
+        "rogue-token",
+        json!({"id": "never-drafted", "by_name": "rogue"}),
+        store.now() + chrono::TimeDelta::seconds(1),
+    );
+    log.append_at(v, std::slice::from_ref(&rogue))
+        .await
+        .unwrap()
+        .expect("nothing else writes");
+    state.governance.refresh().await.unwrap();
+
+    for who in [steward.as_str(), ADMIN] {
+        let (st, body, _) = call(&app, Method::GET, "/v1/catalog/refused", Some(who), None).await;
+        assert_eq!((st, body["total"].clone()), (200, json!(1)), "{body}");
+        let e = &body["entries"][0];
+        assert_eq!(e["event_id"], json!(rogue.event_id));
+        assert_eq!(e["event_type"], "dataset_approved");
+        assert_eq!(e["actor"], "rogue-token");
+        assert!(
+            e["reason"].as_str().unwrap().contains("never-drafted"),
+            "{e}"
+        );
+    }
+    let (st, _, _) = call(
+        &app,
+        Method::GET,
+        "/v1/catalog/refused",
+        Some(&center),
+        None,
+    )
+    .await;
+    assert_eq!(st, 403);
+    // Operators see the count without a token, to alert on.
+    let (_, metrics, _) = call(&app, Method::GET, "/metrics", None, None).await;
+    assert!(
+        metrics
+            .as_str()
+            .unwrap()
+            .lines()
+            .any(|l| l == "kho_governance_refused_entries 1"),
+        "{metrics}"
+    );
+    assert!(
+        state
+            .governance
+            .datasets_for(kho_catalog::Viewer::Principal(&Principal::admin()))
+            .iter()
+            .all(|d| d.spec.id != "never-drafted")
+    );
 }

@@ -70,6 +70,10 @@ pub struct Release {
     /// releases of an older kho.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub revision: Option<String>,
+    /// The key of the table holding the release's rows ([`attempt_key`]). Absent in releases
+    /// of an older kho, whose tables sit at [`legacy_release_key`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
 }
 
 /// Access to a shared dataset.
@@ -217,9 +221,17 @@ impl Dataset {
         self.releases.iter().find(|r| r.version == version)
     }
 
-    /// The table key of a release.
+    /// The table key of a recorded release.
     pub fn release_key(&self, version: u32) -> String {
-        release_key(&self.spec.id, version)
+        match self.release(version).and_then(|r| r.table.clone()) {
+            Some(key) => key,
+            None => legacy_release_key(&self.spec.id, version),
+        }
+    }
+
+    /// The table keys of every recorded release.
+    pub fn release_keys(&self) -> impl Iterator<Item = String> + '_ {
+        self.releases.iter().map(|r| self.release_key(r.version))
     }
 
     /// The publishing body: (slug, name).
@@ -240,7 +252,19 @@ pub fn revision_of(spec: &DatasetSpec) -> String {
     hex::encode(sha2::Sha256::digest(&json))
 }
 
-/// `releases/<dataset>/v<N>`.
-pub fn release_key(id: &str, version: u32) -> String {
-    format!("releases/{id}/v{version}")
+/// Where the releases of every dataset are written.
+pub const RELEASES_PREFIX: &str = "releases";
+
+/// Where an older kho wrote release `N`: `releases/<dataset>/v<N>`.
+pub fn legacy_release_key(id: &str, version: u32) -> String {
+    format!("{RELEASES_PREFIX}/{id}/v{version}")
+}
+
+/// A fresh table key for one attempt at release `N`: `releases/<dataset>/v<N>-<random>`.
+/// Each attempt writes its own table, and the record of the release names it: an attempt that
+/// lost a race or a process that died before recording leaves a table nothing refers to (swept
+/// by [`crate::Governance::sweep_releases`]), never one that blocks the number.
+pub fn attempt_key(id: &str, version: u32) -> String {
+    let attempt = uuid::Uuid::new_v4().simple().to_string();
+    format!("{RELEASES_PREFIX}/{id}/v{version}-{}", &attempt[..12])
 }

@@ -125,14 +125,21 @@ fn states(gov: &Governance, by: &Principal, id: &str) -> Vec<&'static str> {
         .collect()
 }
 
-async fn release_table_exists(store: &Store, id: &str, version: u32) -> bool {
+/// The tables written for release `version` of a dataset (one per attempt).
+async fn release_tables(store: &Store, id: &str, version: u32) -> Vec<String> {
+    let attempt = format!("releases/{id}/v{version}-");
     store
-        .table(
-            &format!("releases/{id}/v{version}"),
-            kho_store::AsOf::Latest,
-        )
+        .folders_under(&format!("releases/{id}"), 1)
         .await
-        .is_ok()
+        .unwrap()
+        .into_iter()
+        .map(|(key, _)| key)
+        .filter(|key| key.starts_with(&attempt))
+        .collect()
+}
+
+async fn release_table_exists(store: &Store, id: &str, version: u32) -> bool {
+    !release_tables(store, id, version).await.is_empty()
 }
 
 /// A revocation that lands while a release is being materialized wins: the release is
@@ -159,8 +166,10 @@ async fn a_revocation_wins_over_a_release_in_flight() {
                 .unwrap();
             hold.resume.notify_one();
             let err = releasing.await.unwrap().unwrap_err();
+            // The refusal names what changed, who changed it and when.
             assert!(
-                matches!(&err, CatalogError::Conflict(m) if m.contains("revoked")),
+                matches!(&err, CatalogError::Conflict(m)
+                    if m.contains("became revoked (revoked by ") && m.contains("+07:00")),
                 "{}: {err}",
                 place.spec
             );
@@ -187,6 +196,97 @@ async fn a_revocation_wins_over_a_release_in_flight() {
             );
             assert_eq!(third.refused(), vec![], "{}", place.spec);
         }
+    }
+}
+
+/// A process that dies between materializing a release and recording it leaves a table that
+/// no record names: the next release takes the same number all the same, and the sweep
+/// deletes the orphan (once old enough) and nothing that a release names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_release_a_crash_left_behind_blocks_nothing() {
+    for place in places() {
+        let (w, b) = racers(&place, true).await;
+        let ds = "crashed";
+        approved(&w, ds, true).await;
+        b.refresh().await.unwrap();
+        let hold = b.hold_releases();
+        let dying = {
+            let (b, by) = (b.clone(), w.steward_b.clone());
+            tokio::spawn(async move { b.new_release(&by, ds).await })
+        };
+        hold.reached.notified().await;
+        // Materialized, not recorded: the process dies here.
+        dying.abort();
+        assert!(dying.await.unwrap_err().is_cancelled());
+        let orphans = release_tables(&w.store, ds, 2).await;
+        assert_eq!(orphans.len(), 1, "{}", place.spec);
+
+        let d = w.gov.new_release(&w.steward_a, ds).await.unwrap();
+        assert_eq!(d.releases.len(), 2, "{}: release 2 is made", place.spec);
+        let recorded = d.release_key(2);
+        assert_ne!(recorded, orphans[0]);
+        assert_eq!(release_tables(&w.store, ds, 2).await.len(), 2);
+
+        // Too recent to sweep: kept (it could be a release another process is making).
+        assert_eq!(
+            w.gov
+                .sweep_releases(Duration::from_secs(3600))
+                .await
+                .unwrap(),
+            Vec::<String>::new()
+        );
+        // Old enough: the orphan goes, every recorded release stays readable.
+        assert_eq!(
+            w.gov.sweep_releases(Duration::ZERO).await.unwrap(),
+            orphans,
+            "{}",
+            place.spec
+        );
+        assert_eq!(
+            release_tables(&w.store, ds, 2).await,
+            vec![recorded.clone()]
+        );
+        let third = outsider(&w).await;
+        let d = third
+            .dataset_for(kho_catalog::Viewer::Anonymous, ds)
+            .unwrap();
+        for r in &d.releases {
+            let t = w
+                .store
+                .table(&d.release_key(r.version), kho_store::AsOf::Latest)
+                .await
+                .unwrap();
+            assert_eq!(t.stats().unwrap().row_count, r.rows, "{}", place.spec);
+        }
+        assert_eq!(third.refused(), vec![], "{}", place.spec);
+    }
+}
+
+/// A process that has not yet read what another one just did is not refused on its old view:
+/// a step it would refuse is checked again on the latest log first (behind a load balancer,
+/// a proposal or a publication lands on whichever process, right after the step before).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_step_is_not_refused_on_a_stale_view() {
+    for place in places() {
+        let (w, b) = racers(&place, true).await;
+        let id = "handed-over";
+        b.refresh().await.unwrap();
+        w.gov.draft(&w.services, open_spec(id)).await.unwrap();
+        // b has not read the draft: without the second look this would be "no such dataset".
+        b.propose(&w.services, id, None).await.unwrap();
+        w.gov.approve(&w.steward_a, id, None).await.unwrap();
+        // Nor the approval: without it, "dataset is proposed; publishing needs it approved".
+        b.publish(&w.steward_b, id).await.unwrap();
+        let third = outsider(&w).await;
+        assert_eq!(
+            states(&third, &w.steward_a, id),
+            ["draft", "proposed", "approved", "published"],
+            "{}",
+            place.spec
+        );
+        // What is refused on the latest log is still refused.
+        let err = b.approve(&w.steward_b, id, None).await.unwrap_err();
+        assert!(matches!(err, CatalogError::Conflict(_)), "{err}");
     }
 }
 

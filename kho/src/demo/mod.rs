@@ -19,6 +19,7 @@ use tokio::net::TcpListener;
 use data::article;
 use generate::FIRST_YEAR;
 use kho_api::server::{serve_on, shutdown_signal};
+use kho_query::limits::group;
 
 /// The file that marks a directory as the demo's own (and safe to start over).
 const MARKER: &str = ".kho-demo";
@@ -546,17 +547,4 @@ fn print_catalog(base: &str, datasets: &[(String, String)]) {
     println!("  DCAT-AP:  {base}/catalog.jsonld");
     println!("  CKAN:     {base}/api/3/action/package_list");
     println!();
-}
-
-/// 264883 -> "264,883".
-fn group(n: u64) -> String {
-    let s = n.to_string();
-    let mut out = String::new();
-    for (i, c) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

@@ -238,4 +238,58 @@ async fn two_processes_agree_on_tokens_and_drafts() {
         statuses.sort_unstable();
         assert_eq!(statuses, [201, 409], "round {round}");
     }
+
+    // One proposal, approved by two stewards through both processes at once: one approval
+    // lands, the other is told the dataset is no longer proposed.
+    let steward_a = a.token("steward", None, "steward-a").await;
+    let steward_b = a.token("steward", None, "steward-b").await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    for round in 0..4 {
+        let id = format!("approved-once-{round}");
+        let spec = kho_tests::stream_dataset(&id, "service.dossiers", &["agency_code"], "open");
+        let r = http
+            .post(a.url("/v1/catalog/datasets"))
+            .bearer_auth(&services)
+            .json(&spec)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 201);
+        let r = http
+            .post(b.url(&format!("/v1/catalog/datasets/{id}/propose")))
+            .bearer_auth(&services)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+        let approve = |s: &Server, t: &str| {
+            http.post(s.url(&format!("/v1/catalog/datasets/{id}/approve")))
+                .bearer_auth(t)
+                .send()
+        };
+        let (x, y) = tokio::join!(approve(&a, &steward_a), approve(&b, &steward_b));
+        let mut statuses = [x.unwrap().status().as_u16(), y.unwrap().status().as_u16()];
+        statuses.sort_unstable();
+        assert_eq!(statuses, [200, 409], "round {round}");
+        let d: Value = http
+            .get(b.url(&format!("/v1/catalog/datasets/{id}")))
+            .bearer_auth(&steward_a)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let steps: Vec<&str> = d["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["state"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            steps,
+            ["draft", "proposed", "approved"],
+            "round {round}: {d}"
+        );
+    }
 }
