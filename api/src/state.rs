@@ -56,6 +56,8 @@ pub struct AppState {
     pub audit: AuditLog,
     /// Salt of the hashes that stand for anonymous clients' IP addresses.
     pub ip_salt: Arc<Vec<u8>>,
+    /// Key of the web session cookies' MACs (the same on every process of the store).
+    pub session_key: Arc<Vec<u8>>,
     pub limiter: Arc<Limiter>,
     pub metrics: Arc<Metrics>,
     pub config: Arc<ServerConfig>,
@@ -83,10 +85,19 @@ impl AppState {
                 .await?
                 .to_vec()
         };
+        let session_key = {
+            let mut fresh = [0u8; 32];
+            rand::RngCore::fill_bytes(&mut rand::rng(), &mut fresh);
+            store
+                .create_object("system/keys/session", bytes::Bytes::copy_from_slice(&fresh))
+                .await?
+                .to_vec()
+        };
         let limiter = Arc::new(Limiter::new(config.pulls_per_min.0, config.pulls_per_min.1));
         Ok(Self {
             audit,
             ip_salt: Arc::new(ip_salt),
+            session_key: Arc::new(session_key),
             limiter,
             views: ViewEngine::new(store.clone()),
             sql: Arc::new(SqlEngine::new(store.clone(), sql)),

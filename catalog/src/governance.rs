@@ -418,6 +418,22 @@ impl Governance {
             .unwrap_or(Err(CatalogError::Unauthenticated("unknown token")))
     }
 
+    /// The principal of a live token, by its id: what a web session (which holds the id,
+    /// never the secret) is checked against on every request, so that revoking the token
+    /// ends its sessions on every process within [`FRESH_WITHIN`].
+    pub async fn principal_by_id(&self, id: &str) -> Result<Principal> {
+        self.ensure_fresh().await?;
+        let state = self.state.read().expect("poisoned");
+        let stored = state
+            .tokens
+            .get(id)
+            .ok_or(CatalogError::Unauthenticated("unknown token"))?;
+        if stored.info.revoked_at.is_some() {
+            return Err(CatalogError::Revoked(id.to_owned()));
+        }
+        Ok(stored.principal())
+    }
+
     fn check(&self, id: &str, secret: &str) -> Option<Result<Principal>> {
         let state = self.state.read().expect("poisoned");
         let stored = state.tokens.get(id)?;

@@ -268,3 +268,100 @@ pub fn dossier_lines(n: usize, agency: &str) -> String {
         })
         .collect()
 }
+
+/// A running `kho demo`: its address, the center's token, and what it printed.
+pub struct Demo {
+    child: std::process::Child,
+    pub base: String,
+    pub center: String,
+    pub output: Vec<String>,
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `kho demo` and reads its output until it serves.
+pub fn demo(store: &str, seed: &str) -> Demo {
+    let mut child = Command::new(kho_bin())
+        .args([
+            "demo",
+            "--store",
+            store,
+            "--listen",
+            "127.0.0.1:0",
+            "--seed",
+            seed,
+        ])
+        .env("KHO_ADMIN_TOKEN", ADMIN)
+        .env("RUST_LOG", "warn,buoyant_kernel=off,deltalake_core=error")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn kho demo");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { return };
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut output = Vec::new();
+    let started = std::time::Instant::now();
+    loop {
+        let line = rx
+            .recv_timeout(Duration::from_secs(600))
+            .expect("kho demo stopped talking");
+        output.push(line.clone());
+        if line.starts_with("serving until") {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(900), "{output:#?}");
+    }
+    let base = output
+        .iter()
+        .find_map(|l| l.strip_prefix("kho listening on "))
+        .unwrap()
+        .to_owned();
+    let center = output
+        .iter()
+        .find_map(|l| l.strip_prefix("  center    "))
+        .unwrap()
+        .to_owned();
+    Demo {
+        child,
+        base,
+        center,
+        output,
+    }
+}
+
+impl Demo {
+    /// A view's rows, as the center reads them.
+    pub async fn view(&self, name: &str) -> Vec<Value> {
+        let r = client()
+            .get(format!("{}/v1/views/{name}", self.base))
+            .bearer_auth(&self.center)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.json().await.unwrap()
+    }
+
+    /// The token the demo printed for `who` (`center`, `steward`, a sector…).
+    pub fn token(&self, who: &str) -> String {
+        let prefix = format!("  {who:<9} ");
+        self.output
+            .iter()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .unwrap_or_else(|| panic!("no {who} token in {:#?}", self.output))
+            .to_owned()
+    }
+}

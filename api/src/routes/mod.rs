@@ -49,6 +49,7 @@ pub fn router(state: AppState) -> Router {
             get(ckan::action).post(ckan::action),
         )
         .route("/api/action/{action}", get(ckan::action).post(ckan::action))
+        .merge(crate::web::router())
         .fallback(|| async { crate::error::ApiError::NotFound("no such route".into()) })
         .layer(axum::middleware::from_fn_with_state(
             state.metrics.clone(),

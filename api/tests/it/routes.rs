@@ -35,9 +35,9 @@ use object_store::{
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
-const ADMIN: &str = "route-tests-admin-token";
+pub(crate) const ADMIN: &str = "route-tests-admin-token";
 
-async fn state(store: Arc<Store>) -> AppState {
+pub(crate) async fn state(store: Arc<Store>) -> AppState {
     let config = ServerConfig {
         body_limit: 1024 * 1024,
         conn: ConnLimits::default(),
@@ -59,7 +59,12 @@ async fn state(store: Arc<Store>) -> AppState {
     .unwrap()
 }
 
-async fn token(state: &AppState, role: Role, sector: Option<&str>, name: &str) -> String {
+pub(crate) async fn token(
+    state: &AppState,
+    role: Role,
+    sector: Option<&str>,
+    name: &str,
+) -> String {
     state
         .governance
         .issue(

@@ -503,6 +503,9 @@ async fn summary(http: &reqwest::Client, base: &str, center: &str) -> anyhow::Re
 }
 
 fn print_access(base: &str, t: &Tokens) {
+    println!("Bảng điều hành / dashboard: {base}/dashboard");
+    println!("  sign in with the center token below (a sector's token shows its own panels)");
+    println!();
     println!("Tokens (Authorization: Bearer <token>):");
     println!("  admin     {}", t.admin);
     println!("  center    {}", t.center);

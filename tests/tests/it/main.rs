@@ -14,4 +14,5 @@ mod faults;
 mod hostile;
 mod ingest;
 mod maintain;
+mod pages;
 mod views;
