@@ -21,4 +21,4 @@ pub use error::{QueryError, Result};
 pub use read::{ViewQuery, ViewRows};
 pub use sql::{SqlEngine, SqlLimits, SqlResult};
 pub use views::engine::{Freshness, SourceFreshness, SourceMark, ViewEngine, ViewMeta};
-pub use views::{VIEWS, ViewSpec, spec};
+pub use views::{OverdueDossier, VIEWS, ViewSpec, spec};

@@ -78,6 +78,11 @@ try:
     # No session: the dashboard sends to the sign-in page, which passes axe.
     d.get(base + "/dashboard")
     out["anonymous_url"] = d.current_url
+    # What a first visit downloads besides the page: the assets, compressed, from a cold cache.
+    out["assets_transfer_bytes"] = d.execute_script(
+        "return performance.getEntriesByType('resource')"
+        ".filter(r => r.name.includes('/assets/')).reduce((n, r) => n + r.transferSize, 0)"
+    )
     out["signin_axe"] = axe(d)
     d.save_screenshot(shots + "/signin.png")
     d.get(base + "/")
@@ -101,6 +106,11 @@ try:
     # The center signs in and sees every panel.
     sign_in(d, center)
     out["center_url"] = d.current_url
+    out["dashboard_timing"] = d.execute_script(
+        "const t = performance.getEntriesByType('navigation')[0];"
+        "return {response_ms: t.responseEnd - t.requestStart, load_ms: t.loadEventEnd - t.startTime,"
+        " transfer_bytes: t.transferSize, body_bytes: t.decodedBodySize};"
+    )
     out["center_tiles"] = {
         t.get_attribute("id")[5:]: tile(d, t.get_attribute("id")[5:])
         for t in d.find_elements(By.CSS_SELECTOR, "article.tile")
@@ -110,6 +120,23 @@ try:
     out["dashboard_axe"] = axe(d)
     d.save_screenshot(shots + "/dashboard.png")
     out["center_console_errors"] = console_errors(d)
+
+    # Drill down: the agency with the most overdue dossiers, from the league table.
+    rows = d.find_elements(By.CSS_SELECTOR, "#agencies tbody tr")
+    worst = max(rows, key=lambda r: int(r.find_elements(By.TAG_NAME, "td")[-1].text.replace(".", "")))
+    agency = worst.get_attribute("data-agency")
+    worst.find_element(By.CSS_SELECTOR, "th a").click()
+    WebDriverWait(d, 30).until(lambda d: "/dashboard/agency/" in d.current_url)
+    out["drill"] = {
+        "agency": agency,
+        "url": d.current_url,
+        "count": int(d.find_element(By.ID, "overdue-count").get_attribute("data-count")),
+        "total": d.find_element(By.ID, "overdue-total").text,
+        "listed": len(d.find_elements(By.CSS_SELECTOR, "#overdue tbody tr")),
+    }
+    out["drill_axe"] = axe(d)
+    d.save_screenshot(shots + "/agency.png")
+    d.back()
 
     # English: labels change, numbers do not.
     d.find_element(By.CSS_SELECTOR, "a[hreflang=en]").click()

@@ -564,3 +564,34 @@ pub(crate) async fn load(
         fresh: fresh_list,
     })
 }
+
+/// One agency's public-service figures month by month, every year, from the dossiers view.
+pub(crate) async fn agency_months(
+    views: &ViewEngine,
+    agency: &str,
+) -> ApiResult<BTreeMap<(i32, u32), AgencyRow>> {
+    let q = ViewQuery {
+        filters: vec![("agency_code".into(), agency.to_owned())],
+        ..ViewQuery::default()
+    };
+    let rows = views.read("service_dossiers", &q).await?;
+    let batches: Vec<RecordBatch> = rows
+        .batches
+        .try_collect()
+        .await
+        .map_err(kho_query::QueryError::from)?;
+    let mut out: BTreeMap<(i32, u32), AgencyRow> = BTreeMap::new();
+    Rows(batches).each(|r| {
+        let Some(ym) = r.month() else { return };
+        let a = out.entry(ym).or_insert_with(|| AgencyRow {
+            code: agency.to_owned(),
+            ..AgencyRow::default()
+        });
+        a.received += r.i64("received");
+        a.online += r.i64("received_online");
+        a.resolved += r.i64("resolved");
+        a.on_time += r.i64("resolved_on_time");
+        a.pending_overdue += r.i64("pending_overdue");
+    });
+    Ok(out)
+}

@@ -62,8 +62,12 @@ pub(crate) fn router() -> Router<AppState> {
         .route("/signout", post(signout))
         .route("/dashboard", get(dashboard))
         .route("/dashboard/panels", get(panels))
+        .route("/dashboard/agency/{code}", get(agency))
         .route("/dashboard/export/{file}", get(export))
         .route("/assets/{file}", get(asset))
+        // Pages, panels, CSV and assets compressed for the browsers that ask (the API's
+        // own formats are left as they are).
+        .layer(tower_http::compression::CompressionLayer::new())
 }
 
 /// An HTML answer with the headers every page has.
@@ -381,14 +385,14 @@ impl Selection {
     }
 }
 
-/// The dashboard for a signed-in principal, or the answer that replaces it.
-async fn load(
+/// The signed-in principal and what it may see, or the answer that replaces the page: the
+/// sign-in page, 503, or a 403 page.
+async fn gate(
     state: &AppState,
     who: Result<SignedIn, NoSession>,
-    sel: &Selection,
+    lang: Lang,
     here: &str,
-) -> Result<(SignedIn, data::Dashboard), Response> {
-    let lang = sel.lang;
+) -> Result<(SignedIn, Sees), Response> {
     let who = match who {
         Ok(w) => w,
         Err(NoSession::SignIn) => {
@@ -400,30 +404,39 @@ async fn load(
             return Err(unavailable(lang));
         }
     };
-    let Some(sees) = Sees::of(&who.principal) else {
-        let csrf = session::csrf_token(&state.session_key, &who.session);
-        return Err(page(
-            StatusCode::FORBIDDEN,
-            pages::layout(
-                lang,
-                "403",
-                &ASSETS,
-                Some((&who.principal, &csrf)),
-                here,
-                pages::notice(
-                    lang.pick(
-                        "Bảng điều hành dành cho Trung tâm điều hành và các sở, ngành",
-                        "The dashboard is for the operations center and the departments",
-                    ),
-                    lang.pick(
-                        "Mã truy cập của bạn không có quyền xem bảng điều hành.",
-                        "Your access token does not give access to the dashboard.",
-                    ),
-                ),
+    match Sees::of(&who.principal) {
+        Some(sees) => Ok((who, sees)),
+        None => Err(forbidden(state, &who, lang, here)),
+    }
+}
+
+fn forbidden(state: &AppState, who: &SignedIn, lang: Lang, here: &str) -> Response {
+    let csrf = session::csrf_token(&state.session_key, &who.session);
+    page(
+        StatusCode::FORBIDDEN,
+        pages::layout(
+            lang,
+            "403",
+            &ASSETS,
+            Some((&who.principal, &csrf)),
+            here,
+            pages::notice(
+                lang.pick("Trang này dành cho Trung tâm điều hành và các sở, ngành có dữ liệu", "This page is for the operations center and the departments whose data it shows"),
+                lang.pick("Mã truy cập của bạn không có quyền xem trang này.", "Your access token does not give access to this page."),
             ),
-            true,
-        ));
-    };
+        ),
+        true,
+    )
+}
+
+/// The dashboard for a signed-in principal, or the answer that replaces it.
+async fn load(
+    state: &AppState,
+    who: Result<SignedIn, NoSession>,
+    sel: &Selection,
+    here: &str,
+) -> Result<(SignedIn, data::Dashboard), Response> {
+    let (who, sees) = gate(state, who, sel.lang, here).await?;
     match data::load(
         &state.views,
         sees,
@@ -434,9 +447,113 @@ async fn load(
     .await
     {
         Ok(d) => Ok((who, d)),
-        Err(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE => Err(unavailable(lang)),
+        Err(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE => Err(unavailable(sel.lang)),
         Err(e) => Err(e.into_response()),
     }
+}
+
+/// How many overdue dossiers the agency page lists (the CSV has them all).
+const OVERDUE_SHOWN: usize = 500;
+
+/// `/dashboard/agency/{code}`: the drill-down from the league table.
+async fn agency(
+    State(state): State<AppState>,
+    who: Result<SignedIn, NoSession>,
+    Path(code): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let sel = Selection::of(&q);
+    let lang = sel.lang;
+    let here = format!("/dashboard/agency/{}", pages::enc(&code));
+    let (who, sees) = match gate(&state, who, lang, &here).await {
+        Ok(x) => x,
+        Err(resp) => return resp,
+    };
+    if !sees.services {
+        return forbidden(&state, &who, lang, &here);
+    }
+    let fetched = async {
+        // The list first: it brings the view up to date, so the monthly counts read next
+        // agree with it.
+        let (overdue, _) = state.views.overdue_dossiers(&code).await?;
+        let months = data::agency_months(&state.views, &code).await?;
+        Ok::<_, crate::error::ApiError>((months, overdue))
+    };
+    let (months, overdue) = match fetched.await {
+        Ok(x) => x,
+        Err(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE => return unavailable(lang),
+        Err(e) => return e.into_response(),
+    };
+    let csrf = session::csrf_token(&state.session_key, &who.session);
+    if months.is_empty() || code.len() > 64 {
+        return page(
+            StatusCode::NOT_FOUND,
+            pages::layout(
+                lang,
+                "404",
+                &ASSETS,
+                Some((&who.principal, &csrf)),
+                &here,
+                pages::notice(
+                    lang.pick("Không có cơ quan này", "No such agency"),
+                    lang.pick(
+                        "Không có hồ sơ nào của cơ quan này trong dữ liệu.",
+                        "No dossier of this agency is in the data.",
+                    ),
+                ),
+            ),
+            true,
+        );
+    }
+    let year = sel
+        .year
+        .unwrap_or_else(|| months.keys().map(|(y, _)| *y).max().unwrap_or_default());
+    let in_year: Vec<(u32, data::AgencyRow)> = months
+        .iter()
+        .filter(|((y, _), _)| *y == year)
+        .map(|((_, m), a)| (*m, a.clone()))
+        .collect();
+    let overdue = in_period(overdue, year, sel.period);
+    let query = sel.query(year);
+    let body = pages::agency(
+        &code,
+        year,
+        sel.period,
+        &in_year,
+        &overdue,
+        OVERDUE_SHOWN,
+        lang,
+        &query,
+    );
+    let here = with_lang(&format!("{here}?{query}"), lang);
+    page(
+        StatusCode::OK,
+        pages::layout(
+            lang,
+            &code,
+            &ASSETS,
+            Some((&who.principal, &csrf)),
+            &here,
+            body,
+        ),
+        true,
+    )
+}
+
+/// The overdue dossiers received in the period of `year`.
+fn in_period(
+    list: Vec<kho_query::OverdueDossier>,
+    year: i32,
+    period: Period,
+) -> Vec<kho_query::OverdueDossier> {
+    list.into_iter()
+        .filter(|o| {
+            o.month
+                .split_once('-')
+                .and_then(|(y, m)| Some((y.parse::<i32>().ok()?, m.parse::<u32>().ok()?)))
+                .is_some_and(|(y, m)| y == year && period.holds(m))
+        })
+        .collect()
 }
 
 /// Percent-encodes a path for a query parameter.
@@ -650,6 +767,40 @@ async fn export(
                     p.allocated.to_string(),
                     p.disbursed.to_string(),
                     rate_cell(p.disbursed, p.allocated),
+                ]);
+            }
+        }
+        "overdue" => {
+            let Some(agency) = q.get("agency").filter(|a| !a.is_empty() && a.len() <= 64) else {
+                return StatusCode::NOT_FOUND.into_response();
+            };
+            if !d.tiles.iter().any(|t| t.id == "online_rate") {
+                return StatusCode::NOT_FOUND.into_response(); // not a services reader
+            }
+            let list = match state.views.overdue_dossiers(agency).await {
+                Ok((list, _)) => in_period(list, d.year, d.period),
+                Err(e) => return crate::error::ApiError::from(e).into_response(),
+            };
+            rows.push(
+                [
+                    "entity_id",
+                    "agency_code",
+                    "procedure_code",
+                    "month",
+                    "received_at",
+                    "due_at",
+                ]
+                .map(String::from)
+                .to_vec(),
+            );
+            for o in list {
+                rows.push(vec![
+                    o.entity_id,
+                    o.agency_code,
+                    o.procedure_code.unwrap_or_default(),
+                    o.month,
+                    o.received_at.with_timezone(&format::local()).to_rfc3339(),
+                    o.due_at.with_timezone(&format::local()).to_rfc3339(),
                 ]);
             }
         }

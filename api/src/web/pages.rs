@@ -72,6 +72,11 @@ pub(crate) fn layout(
     }
 }
 
+/// A value for a URL's path or query.
+pub(crate) fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
 /// `path` with `lang=en` added when the page is in English.
 pub(crate) fn with_lang(path: &str, lang: Lang) -> String {
     let (base, query) = path.split_once('?').unwrap_or((path, ""));
@@ -140,7 +145,7 @@ pub(crate) fn notice(title: &str, text: &str) -> Markup {
     }
 }
 
-fn period_name(p: Period, lang: Lang) -> String {
+pub(crate) fn period_name(p: Period, lang: Lang) -> String {
     match p {
         Period::Year => lang.pick("Cả năm", "Whole year").to_owned(),
         Period::Quarter(q) => format!("{} {q}", lang.pick("Quý", "Quarter")),
@@ -337,7 +342,9 @@ pub(crate) fn panels(d: &Dashboard, lang: Lang, query: &str) -> Markup {
                         @for (i, a) in agencies.iter().enumerate() {
                             tr data-agency=(a.code) {
                                 td { (i + 1) }
-                                th scope="row" { (a.code) }
+                                th scope="row" {
+                                    a href=(with_lang(&format!("/dashboard/agency/{}?{query}", enc(&a.code)), lang)) { (a.code) }
+                                }
                                 td.num { (format::count(a.received, lang)) }
                                 td.num { (format::count(a.online, lang)) }
                                 td.num { @if a.received > 0 { (format::percent(a.online as f64 / a.received as f64, lang)) } @else { "–" } }
@@ -429,6 +436,102 @@ pub(crate) fn dashboard(d: &Dashboard, lang: Lang, query: &str, live: &str, etag
         }
         section #panels data-live=(live) data-etag=(etag) aria-live="polite" {
             (panels(d, lang, query))
+        }
+    }
+}
+
+/// `/dashboard/agency/{code}`: one agency month by month, and the dossiers behind its
+/// overdue count.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn agency(
+    code: &str,
+    year: i32,
+    period: Period,
+    months: &[(u32, super::data::AgencyRow)],
+    overdue: &[kho_query::OverdueDossier],
+    shown: usize,
+    lang: Lang,
+    query: &str,
+) -> Markup {
+    let in_period: Vec<&(u32, super::data::AgencyRow)> =
+        months.iter().filter(|(m, _)| period.holds(*m)).collect();
+    let total = |f: &dyn Fn(&super::data::AgencyRow) -> i64| -> i64 {
+        in_period.iter().map(|(_, a)| f(a)).sum()
+    };
+    let year_query = format!("year={year}");
+    html! {
+        nav.crumbs aria-label=(lang.pick("Vị trí", "Breadcrumb")) {
+            a href=(with_lang(&format!("/dashboard?{query}"), lang)) { (lang.pick("Bảng điều hành", "Dashboard")) }
+            " › " span aria-current="page" { (code) }
+        }
+        h1 { (code) " · " (period_name(period, lang)) " " (year) }
+        section.panel #months aria-labelledby="months-h" {
+            h2 #months-h { (lang.pick("Theo tháng", "By month")) }
+            table {
+                thead { tr {
+                    th scope="col" { (lang.pick("Tháng", "Month")) }
+                    th.num scope="col" { (lang.pick("Tiếp nhận", "Received")) }
+                    th.num scope="col" { (lang.pick("Trực tuyến", "Online")) }
+                    th.num scope="col" { (lang.pick("Tỷ lệ trực tuyến", "Online rate")) }
+                    th.num scope="col" { (lang.pick("Đã giải quyết", "Resolved")) }
+                    th.num scope="col" { (lang.pick("Đúng hạn", "On time")) }
+                    th.num scope="col" { (lang.pick("Quá hạn đang xử lý", "Overdue, pending")) }
+                } }
+                tbody {
+                    @for (m, a) in &in_period {
+                        tr {
+                            th scope="row" {
+                                a href=(with_lang(&format!("/dashboard/agency/{}?{year_query}&period=m{m}", enc(code)), lang)) { (format!("{m:02}/{year}")) }
+                            }
+                            td.num { (format::count(a.received, lang)) }
+                            td.num { (format::count(a.online, lang)) }
+                            td.num { @if a.received > 0 { (format::percent(a.online as f64 / a.received as f64, lang)) } @else { "–" } }
+                            td.num { (format::count(a.resolved, lang)) }
+                            td.num { @if a.resolved > 0 { (format::percent(a.on_time as f64 / a.resolved as f64, lang)) } @else { "–" } }
+                            td.num { (format::count(a.pending_overdue, lang)) }
+                        }
+                    }
+                }
+                tfoot { tr {
+                    th scope="row" { (lang.pick("Cộng", "Total")) }
+                    td.num { (format::count(total(&|a| a.received), lang)) }
+                    td.num { (format::count(total(&|a| a.online), lang)) }
+                    td.num { @if total(&|a| a.received) > 0 { (format::percent(total(&|a| a.online) as f64 / total(&|a| a.received) as f64, lang)) } @else { "–" } }
+                    td.num { (format::count(total(&|a| a.resolved), lang)) }
+                    td.num { @if total(&|a| a.resolved) > 0 { (format::percent(total(&|a| a.on_time) as f64 / total(&|a| a.resolved) as f64, lang)) } @else { "–" } }
+                    td.num #overdue-total { (format::count(total(&|a| a.pending_overdue), lang)) }
+                } }
+            }
+        }
+        section.panel #overdue aria-labelledby="overdue-h" {
+            h2 #overdue-h {
+                span #overdue-count data-count=(overdue.len()) { (format::count(overdue.len() as i64, lang)) }
+                " " (lang.pick("hồ sơ quá hạn đang xử lý", "overdue dossiers still pending"))
+            }
+            @if overdue.len() > shown {
+                p { (lang.pick("Hiển thị ", "Showing ")) (format::count(shown as i64, lang)) (lang.pick(" hồ sơ quá hạn lâu nhất; tải CSV để xem đủ.", " most overdue; download the CSV for all.")) }
+            }
+            @if !overdue.is_empty() {
+                table {
+                    thead { tr {
+                        th scope="col" { (lang.pick("Mã hồ sơ", "Dossier")) }
+                        th scope="col" { (lang.pick("Thủ tục", "Procedure")) }
+                        th scope="col" { (lang.pick("Ngày nhận", "Received")) }
+                        th scope="col" { (lang.pick("Hạn giải quyết", "Due")) }
+                    } }
+                    tbody {
+                        @for o in overdue.iter().take(shown) {
+                            tr {
+                                th scope="row" { (o.entity_id) }
+                                td { (o.procedure_code.as_deref().unwrap_or("–")) }
+                                td { (format::time(o.received_at)) }
+                                td { (format::time(o.due_at)) }
+                            }
+                        }
+                    }
+                }
+            }
+            p.export { a href=(with_lang(&format!("/dashboard/export/overdue.csv?{query}&agency={}", enc(code)), lang)) download { (lang.pick("Tải CSV", "Download CSV")) } }
         }
     }
 }

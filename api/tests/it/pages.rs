@@ -463,6 +463,85 @@ async fn live_panels_and_exports() {
     .await;
     assert_eq!(anon.status, 303);
 
+    // The drill-down: a later event moves the watermark past the March dossiers' due date,
+    // and the agency page lists the ones still pending, as many as the view counts.
+    let may = dossier(5, "SXD", "counter").replace("2021-03-10T08:00:00", "2021-05-02T08:00:00");
+    append(may).await;
+    state.views.refresh("service_dossiers").await.unwrap();
+    let overdue_in_view: i64 = {
+        use futures::TryStreamExt;
+        let q = kho_query::ViewQuery {
+            filters: vec![("agency_code".into(), "STP".into())],
+            ..Default::default()
+        };
+        let rows = state.views.read("service_dossiers", &q).await.unwrap();
+        let batches: Vec<arrow::array::RecordBatch> = rows.batches.try_collect().await.unwrap();
+        batches
+            .iter()
+            .map(|b| {
+                arrow::compute::sum(
+                    b.column_by_name("pending_overdue")
+                        .unwrap()
+                        .as_any()
+                        .downcast_ref::<arrow::array::Int64Array>()
+                        .unwrap(),
+                )
+                .unwrap_or(0)
+            })
+            .sum()
+    };
+    assert_eq!(overdue_in_view, 3);
+    let page = call(
+        &app,
+        Method::GET,
+        "/dashboard/agency/STP?year=2021",
+        &[("cookie", &cookie)],
+        None,
+    )
+    .await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("data-count=\"3\""), "{}", page.body);
+    for id in ["HS-2", "HS-3", "HS-4"] {
+        assert!(page.body.contains(&format!(">{id}<")), "{id}");
+    }
+    let csv = call(
+        &app,
+        Method::GET,
+        "/dashboard/export/overdue.csv?year=2021&agency=STP",
+        &[("cookie", &cookie)],
+        None,
+    )
+    .await;
+    let lines: Vec<&str> = csv.body.trim_start_matches('\u{feff}').lines().collect();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(
+        lines[1].starts_with(
+            "HS-2,STP,TTHC-1,2021-03,2021-03-10T08:00:00+07:00,2021-03-20T17:00:00+07:00"
+        ),
+        "{lines:?}"
+    );
+    let other_period = call(
+        &app,
+        Method::GET,
+        "/dashboard/agency/STP?year=2021&period=q2",
+        &[("cookie", &cookie)],
+        None,
+    )
+    .await;
+    assert!(
+        other_period.body.contains("data-count=\"0\""),
+        "none received in Q2"
+    );
+    let unknown = call(
+        &app,
+        Method::GET,
+        "/dashboard/agency/NOPE",
+        &[("cookie", &cookie)],
+        None,
+    )
+    .await;
+    assert_eq!(unknown.status, 404);
+
     // Assets: embedded, cached for a year, typed.
     let js = call(&app, Method::GET, "/assets/kho.js", &[], None).await;
     assert_eq!(js.status, 200);

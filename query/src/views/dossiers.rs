@@ -16,12 +16,12 @@ use std::sync::Arc;
 use arrow::array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 
-use super::Fold;
 use super::rows::{
     MonthIndex, OrderKey, Rows, local_month, month_label, month_year, opt_i32, opt_str, opt_ts,
     ratio,
 };
 use super::targets::{self, Targets};
+use super::{Fold, OverdueDossier};
 use crate::error::Result;
 
 pub(crate) const STREAM: &str = "service.dossiers";
@@ -34,6 +34,7 @@ struct Receipt {
     online: bool,
     postal: bool,
     due_at: i64,
+    procedure: Option<usize>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -106,6 +107,8 @@ pub(crate) struct Dossiers {
     dossiers: HashMap<String, Dossier>,
     agencies: Vec<String>,
     agency_ids: HashMap<String, usize>,
+    procedures: Vec<String>,
+    procedure_ids: HashMap<String, usize>,
     groups: HashMap<(MonthIndex, usize), Group>,
     watermark: Option<i64>,
     targets: Targets,
@@ -132,6 +135,16 @@ pub(crate) fn schema() -> SchemaRef {
 }
 
 impl Dossiers {
+    fn procedure(&mut self, code: &str) -> usize {
+        if let Some(&id) = self.procedure_ids.get(code) {
+            return id;
+        }
+        let id = self.procedures.len();
+        self.procedures.push(code.to_owned());
+        self.procedure_ids.insert(code.to_owned(), id);
+        id
+    }
+
     fn agency(&mut self, code: &str) -> usize {
         if let Some(&id) = self.agency_ids.get(code) {
             return id;
@@ -158,6 +171,7 @@ impl Fold for Dossiers {
             let channel = rows.strings("channel")?;
             let due = rows.times("due_at")?;
             let return_channel = rows.strings("return_channel")?;
+            let procedure = rows.strings("procedure_code")?;
             for (i, key) in keys.into_iter().enumerate() {
                 self.watermark = Some(self.watermark.map_or(key.0, |w| w.max(key.0)));
                 let receipt = match types.value(i) {
@@ -166,6 +180,7 @@ impl Fold for Dossiers {
                             continue;
                         };
                         let ch = opt_str(channel, i);
+                        let procedure = opt_str(procedure, i).map(|p| self.procedure(p));
                         Some(Receipt {
                             key,
                             month: local_month(key.0),
@@ -174,6 +189,7 @@ impl Fold for Dossiers {
                                 && matches!(opt_i32(level, i), Some(3 | 4)),
                             postal: ch == Some("postal"),
                             due_at,
+                            procedure,
                         })
                     }
                     _ => None,
@@ -262,5 +278,32 @@ impl Fold for Dossiers {
 
     fn watermark(&self) -> Option<i64> {
         self.watermark
+    }
+
+    fn overdue(&self, agency: &str) -> Vec<OverdueDossier> {
+        let Some(&a) = self.agency_ids.get(agency) else {
+            return Vec::new();
+        };
+        let wm = self.watermark.unwrap_or(i64::MIN);
+        let time = |t: i64| chrono::DateTime::from_timestamp_micros(t).unwrap_or_default();
+        let mut out: Vec<OverdueDossier> = self
+            .dossiers
+            .iter()
+            .filter_map(|(id, d)| {
+                let r = d.receipt.as_ref()?;
+                // The same test as pending_overdue: pending, due before the watermark.
+                let pending = d.resolved_at.is_none() && !d.withdrawn;
+                (r.agency == a && pending && r.due_at < wm).then(|| OverdueDossier {
+                    entity_id: id.clone(),
+                    agency_code: agency.to_owned(),
+                    procedure_code: r.procedure.map(|p| self.procedures[p].clone()),
+                    month: month_label(r.month),
+                    received_at: time(r.key.0),
+                    due_at: time(r.due_at),
+                })
+            })
+            .collect();
+        out.sort_by(|x, y| (x.due_at, &x.entity_id).cmp(&(y.due_at, &y.entity_id)));
+        out
     }
 }

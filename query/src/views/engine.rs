@@ -18,7 +18,7 @@ use kho_store::{
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use super::{Fold, VIEWS, ViewSpec, retracted, spec};
+use super::{Fold, OverdueDossier, VIEWS, ViewSpec, retracted, spec};
 use crate::error::{QueryError, Result};
 
 /// How far a view has read one source.
@@ -319,6 +319,27 @@ impl ViewEngine {
         let spec = Self::spec(name)?;
         let (fold, _) = self.fold_sources(spec, None).await?;
         fold.rows()
+    }
+
+    /// The dossiers of `agency` pending past their due date, from the dossiers view brought
+    /// up to date first: the rows behind its `pending_overdue` (oldest due first), and the
+    /// view's version they agree with.
+    pub async fn overdue_dossiers(
+        &self,
+        agency: &str,
+    ) -> Result<(Vec<OverdueDossier>, Option<u64>)> {
+        let spec = Self::spec("service_dossiers")?;
+        let mut state = self.states[spec.name].lock().await;
+        if let Err(e) = self.refresh_locked(spec, &mut state).await {
+            state.fold = None;
+            return Err(e);
+        }
+        let list = state
+            .fold
+            .as_ref()
+            .map(|f| f.overdue(agency))
+            .unwrap_or_default();
+        Ok((list, state.version))
     }
 
     /// The freshness of a view, with each source's lag.

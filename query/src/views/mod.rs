@@ -34,6 +34,23 @@ pub(crate) trait Fold: Send + Sync {
     fn watermark(&self) -> Option<i64> {
         None
     }
+    /// The dossiers behind `pending_overdue` for one agency: pending with `due_at` before the
+    /// watermark (the dossiers view only; empty for the others).
+    fn overdue(&self, _agency: &str) -> Vec<OverdueDossier> {
+        Vec::new()
+    }
+}
+
+/// One dossier still pending past its due date, as the drill-down lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OverdueDossier {
+    pub entity_id: String,
+    pub agency_code: String,
+    pub procedure_code: Option<String>,
+    /// The local month of receipt, `yyyy-mm`: the view row that counts it.
+    pub month: String,
+    pub received_at: chrono::DateTime<chrono::Utc>,
+    pub due_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// What a view is: its sources, grain and measures.

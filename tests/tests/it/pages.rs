@@ -89,6 +89,10 @@ async fn the_dashboard_in_a_browser() {
     let mut to = child.stdin.take().unwrap();
     let mut from = BufReader::new(child.stdout.take().unwrap());
     let seen = line(&mut from);
+    eprintln!(
+        "first visit: assets {} B compressed; the dashboard (debug build) {}",
+        seen["assets_transfer_bytes"], seen["dashboard_timing"]
+    );
 
     // Without a session, and with a forged one, the dashboard sends to the sign-in page.
     assert!(
@@ -152,6 +156,24 @@ async fn the_dashboard_in_a_browser() {
     for page in ["signin_axe", "landing_axe", "dashboard_axe", "english_axe"] {
         assert_eq!(seen[page], serde_json::json!([]), "{page}: {seen}");
     }
+
+    // The drill-down reaches the agency's overdue dossiers: as many as the view counts.
+    let drill = &seen["drill"];
+    let agency = drill["agency"].as_str().unwrap();
+    let overdue: i64 = dossiers
+        .iter()
+        .filter(|r| r["agency_code"] == agency && r["month"].as_str().unwrap().starts_with("2021"))
+        .map(|r| r["pending_overdue"].as_i64().unwrap())
+        .sum();
+    assert!(overdue > 0, "{drill}");
+    assert_eq!(drill["count"], overdue, "{drill}");
+    assert_eq!(drill["listed"], overdue.min(500), "{drill}");
+    assert_eq!(
+        drill["total"].as_str().unwrap().replace('.', ""),
+        overdue.to_string(),
+        "{drill}"
+    );
+    assert_eq!(seen["drill_axe"], serde_json::json!([]), "{seen}");
 
     // English changes the labels, not the numbers.
     assert_ne!(seen["english_title"], seen["center_title"]);
