@@ -21,6 +21,7 @@ pub fn province_pack() -> Vec<StreamDef> {
         service_feedback(),
         service_procedures(),
         reference_targets(),
+        reference_codes(),
     ]
     .into_iter()
     .map(retractable)
@@ -233,6 +234,38 @@ fn reference_targets() -> StreamDef {
             ColumnDef::new("target_value", T::Double),
         ],
         event_types: vec![E::new("target_set", &["kpi", "year", "target_value"], &[])],
+        rules: vec![],
+        references: vec![],
+    }
+}
+
+/// The code lists events name (organisations, districts, budget categories), with the names
+/// people read. What the pages show beside a code.
+fn reference_codes() -> StreamDef {
+    StreamDef {
+        name: "reference.codes".into(),
+        owner: "planning".into(),
+        description: "The province's code lists with the names people read: organisations (departments, district and commune people's committees), districts, budget categories. entity_id is the code; code_registered gives a code its names (a later one replaces them), code_renamed corrects them.".into(),
+        schema_version: 1,
+        columns: vec![
+            ColumnDef::new("list", T::String).one_of_str(&[
+                "organisation",
+                "district",
+                "budget_category",
+            ]),
+            ColumnDef::new("name_vi", T::String),
+            ColumnDef::new("name_en", T::String),
+            ColumnDef::new("kind", T::String),
+            ColumnDef::new("parent_code", T::String),
+        ],
+        event_types: vec![
+            E::new(
+                "code_registered",
+                &["list", "name_vi"],
+                &["name_en", "kind", "parent_code"],
+            ),
+            E::new("code_renamed", &["list", "name_vi"], &["name_en"]),
+        ],
         rules: vec![],
         references: vec![],
     }

@@ -133,6 +133,7 @@ try:
         "count": int(d.find_element(By.ID, "overdue-count").get_attribute("data-count")),
         "total": d.find_element(By.ID, "overdue-total").text,
         "listed": len(d.find_elements(By.CSS_SELECTOR, "#overdue tbody tr")),
+        "title": d.find_element(By.TAG_NAME, "h1").text,
     }
     out["drill_axe"] = axe(d)
     d.save_screenshot(shots + "/agency.png")

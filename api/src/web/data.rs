@@ -170,6 +170,8 @@ pub(crate) struct Fresh {
 /// Everything the dashboard shows for one selection.
 #[derive(Debug, Clone)]
 pub(crate) struct Dashboard {
+    /// The names of the codes (agencies, districts), from `reference.codes`.
+    pub(crate) names: std::sync::Arc<super::names::Names>,
     pub(crate) year: i32,
     pub(crate) years: Vec<i32>,
     pub(crate) period: Period,
@@ -183,11 +185,12 @@ pub(crate) struct Dashboard {
 impl Dashboard {
     /// The versions of the views behind it: what its entity tag is made of.
     pub(crate) fn versions(&self) -> String {
-        self.fresh
+        let views: Vec<String> = self
+            .fresh
             .iter()
             .map(|f| format!("{}={}", f.view, f.version.unwrap_or(0)))
-            .collect::<Vec<_>>()
-            .join(",")
+            .collect();
+        format!("{},names={}", views.join(","), self.names.version)
     }
 }
 
@@ -342,6 +345,7 @@ fn fresh(f: &Freshness) -> Fresh {
 /// when `None`) and `period`; `district` narrows the project list.
 pub(crate) async fn load(
     views: &ViewEngine,
+    names: std::sync::Arc<super::names::Names>,
     sees: Sees,
     year: Option<i32>,
     period: Period,
@@ -554,6 +558,7 @@ pub(crate) async fn load(
         });
     }
     Ok(Dashboard {
+        names,
         year,
         years,
         period,

@@ -12,6 +12,7 @@ mod charts;
 mod data;
 mod format;
 mod i18n;
+pub(crate) mod names;
 mod pages;
 pub(crate) mod session;
 
@@ -353,6 +354,7 @@ fn unavailable(lang: Lang) -> Response {
 /// What the dashboard's URL selects.
 struct Selection {
     lang: Lang,
+    rank: pages::Rank,
     year: Option<i32>,
     period: Period,
     district: Option<String>,
@@ -362,6 +364,7 @@ impl Selection {
     fn of(q: &HashMap<String, String>) -> Self {
         Selection {
             lang: lang_of(q),
+            rank: pages::Rank::from_param(q.get("sort").map(String::as_str)),
             year: q
                 .get("year")
                 .and_then(|y| y.parse().ok())
@@ -376,6 +379,11 @@ impl Selection {
 
     /// The query string that reproduces it (language aside: links add it).
     fn query(&self, year: i32) -> String {
+        format!("{}{}", self.base(year), self.rank.param())
+    }
+
+    /// The same without the ranking of the league table.
+    fn base(&self, year: i32) -> String {
         let mut q = format!("year={year}");
         let p = self.period.param();
         if !p.is_empty() {
@@ -437,15 +445,19 @@ async fn load(
     here: &str,
 ) -> Result<(SignedIn, data::Dashboard), Response> {
     let (who, sees) = gate(state, who, sel.lang, here).await?;
-    match data::load(
-        &state.views,
-        sees,
-        sel.year,
-        sel.period,
-        sel.district.as_deref(),
-    )
-    .await
-    {
+    let loaded = async {
+        let names = names::load(state.views.store(), &state.names).await?;
+        data::load(
+            &state.views,
+            names,
+            sees,
+            sel.year,
+            sel.period,
+            sel.district.as_deref(),
+        )
+        .await
+    };
+    match loaded.await {
         Ok(d) => Ok((who, d)),
         Err(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE => Err(unavailable(sel.lang)),
         Err(e) => Err(e.into_response()),
@@ -477,9 +489,10 @@ async fn agency(
         // agree with it.
         let (overdue, _) = state.views.overdue_dossiers(&code).await?;
         let months = data::agency_months(&state.views, &code).await?;
-        Ok::<_, crate::error::ApiError>((months, overdue))
+        let names = names::load(state.views.store(), &state.names).await?;
+        Ok::<_, crate::error::ApiError>((months, overdue, names))
     };
-    let (months, overdue) = match fetched.await {
+    let (months, overdue, names) = match fetched.await {
         Ok(x) => x,
         Err(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE => return unavailable(lang),
         Err(e) => return e.into_response(),
@@ -515,8 +528,9 @@ async fn agency(
         .collect();
     let overdue = in_period(overdue, year, sel.period);
     let query = sel.query(year);
+    let name = names.get("organisation", &code, lang);
     let body = pages::agency(
-        &code,
+        (&code, name),
         year,
         sel.period,
         &in_year,
@@ -530,7 +544,7 @@ async fn agency(
         StatusCode::OK,
         pages::layout(
             lang,
-            &code,
+            name.unwrap_or(&code),
             &ASSETS,
             Some((&who.principal, &csrf)),
             &here,
@@ -596,7 +610,8 @@ async fn dashboard(
     let live = with_lang(&live, lang);
     let etag = panels_etag(&d, &sel, &who);
     let csrf = session::csrf_token(&state.session_key, &who.session);
-    let body = pages::dashboard(&d, lang, &query, &live, &etag);
+    let base = sel.base(d.year);
+    let body = pages::dashboard(&d, lang, (&query, &base, sel.rank), &live, &etag);
     let here = with_lang(&format!("/dashboard?{query}"), lang);
     page(
         StatusCode::OK,
@@ -638,7 +653,13 @@ async fn panels(
     } else {
         page(
             StatusCode::OK,
-            pages::panels(&d, sel.lang, &sel.query(d.year)),
+            pages::panels(
+                &d,
+                sel.lang,
+                &sel.query(d.year),
+                &sel.base(d.year),
+                sel.rank,
+            ),
             true,
         )
     };

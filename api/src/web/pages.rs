@@ -9,6 +9,7 @@ use super::charts;
 use super::data::{Dashboard, Fresh, Period, Tile};
 use super::format;
 use super::i18n::Lang;
+use super::names::Names;
 
 /// The path of the stylesheet and the script, with their content hash (cached for a year).
 pub(crate) struct Assets {
@@ -68,6 +69,16 @@ pub(crate) fn layout(
                                    "Times in Vietnam (UTC+07:00). Data from the departments' systems; figures update as new events arrive.")) }
                 }
             }
+        }
+    }
+}
+
+/// A code's name with the code beneath it, or the code alone while it has no name.
+fn named(names: &Names, list: &str, code: &str, lang: Lang) -> Markup {
+    html! {
+        @match names.get(list, code, lang) {
+            Some(n) => { (n) br; small.code { (code) } }
+            None => { (code) }
         }
     }
 }
@@ -262,7 +273,7 @@ fn tile(t: &Tile, d: &Dashboard, lang: Lang, query: &str) -> Markup {
 }
 
 /// The selection form: year and period, sent as a GET so the page can be bookmarked.
-fn selection(d: &Dashboard, lang: Lang) -> Markup {
+fn selection(d: &Dashboard, lang: Lang, rank: Rank) -> Markup {
     let periods: Vec<Period> = std::iter::once(Period::Year)
         .chain((1..=4).map(Period::Quarter))
         .chain((1..=12).map(Period::Month))
@@ -270,6 +281,7 @@ fn selection(d: &Dashboard, lang: Lang) -> Markup {
     html! {
         form.selection method="get" action="/dashboard" {
             @if lang == Lang::En { input type="hidden" name="lang" value="en"; }
+            @if rank == Rank::Overdue { input type="hidden" name="sort" value="overdue"; }
             label for="year" { (lang.pick("Năm", "Year")) }
             select #year name="year" {
                 @for y in &d.years {
@@ -291,15 +303,50 @@ fn selection(d: &Dashboard, lang: Lang) -> Markup {
 }
 
 /// The panels: tiles, league tables, projects. What the live update replaces.
-pub(crate) fn panels(d: &Dashboard, lang: Lang, query: &str) -> Markup {
+/// How the agencies' league table is ranked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Rank {
+    /// By online rate, highest first.
+    #[default]
+    Online,
+    /// By overdue dossiers still pending, most first.
+    Overdue,
+}
+
+impl Rank {
+    pub(crate) fn from_param(p: Option<&str>) -> Self {
+        match p {
+            Some("overdue") => Rank::Overdue,
+            _ => Rank::Online,
+        }
+    }
+
+    /// The query parameter that selects it (`&sort=overdue`), empty for the default.
+    pub(crate) fn param(self) -> &'static str {
+        match self {
+            Rank::Online => "",
+            Rank::Overdue => "&sort=overdue",
+        }
+    }
+}
+
+/// A column header that ranks the table by it: a link, and `aria-sort` on the one in use.
+fn rank_header(label: &str, rank: Rank, current: Rank, base: &str, lang: Lang) -> Markup {
+    html! {
+        th.num scope="col" aria-sort=[(rank == current).then_some("descending")] {
+            a href=(with_lang(&format!("/dashboard?{base}{}#agencies", rank.param()), lang)) { (label) }
+        }
+    }
+}
+
+/// The panels. `query` reproduces the selection, `base` the same without the ranking.
+pub(crate) fn panels(d: &Dashboard, lang: Lang, query: &str, base: &str, rank: Rank) -> Markup {
     let mut agencies = d.agencies.clone();
     agencies.sort_by(|a, b| {
-        let r = |x: &super::data::AgencyRow| {
-            if x.received > 0 {
-                x.online as f64 / x.received as f64
-            } else {
-                -1.0
-            }
+        let r = |x: &super::data::AgencyRow| match rank {
+            Rank::Online if x.received > 0 => x.online as f64 / x.received as f64,
+            Rank::Online => -1.0,
+            Rank::Overdue => x.pending_overdue as f64,
         };
         r(b).total_cmp(&r(a)).then_with(|| a.code.cmp(&b.code))
     });
@@ -314,6 +361,18 @@ pub(crate) fn panels(d: &Dashboard, lang: Lang, query: &str) -> Markup {
         };
         r(b).total_cmp(&r(a)).then_with(|| a.code.cmp(&b.code))
     });
+    // Lagging projects first: the lowest disbursement rate at the top.
+    let mut projects = d.projects.clone();
+    projects.sort_by(|a, b| {
+        let r = |p: &super::data::ProjectRow| {
+            if p.allocated > 0 {
+                p.disbursed as f64 / p.allocated as f64
+            } else {
+                f64::INFINITY
+            }
+        };
+        r(a).total_cmp(&r(b)).then_with(|| a.code.cmp(&b.code))
+    });
     let disbursement_target = d
         .tiles
         .iter()
@@ -327,23 +386,31 @@ pub(crate) fn panels(d: &Dashboard, lang: Lang, query: &str) -> Markup {
         }
         @if !agencies.is_empty() {
             section.panel #agencies aria-labelledby="agencies-h" {
-                h2 #agencies-h { (lang.pick("Cơ quan theo tỷ lệ hồ sơ trực tuyến", "Agencies by online rate")) " · " (period_name(d.period, lang)) " " (d.year) }
+                h2 #agencies-h {
+                    @match rank {
+                        Rank::Online => { (lang.pick("Cơ quan theo tỷ lệ hồ sơ trực tuyến", "Agencies by online rate")) }
+                        Rank::Overdue => { (lang.pick("Cơ quan theo số hồ sơ quá hạn", "Agencies by overdue dossiers")) }
+                    }
+                    " · " (period_name(d.period, lang)) " " (d.year)
+                }
                 table {
                     thead { tr {
                         th scope="col" { "#" }
                         th scope="col" { (lang.pick("Cơ quan", "Agency")) }
                         th.num scope="col" { (lang.pick("Tiếp nhận", "Received")) }
                         th.num scope="col" { (lang.pick("Trực tuyến", "Online")) }
-                        th.num scope="col" { (lang.pick("Tỷ lệ trực tuyến", "Online rate")) }
+                        (rank_header(lang.pick("Tỷ lệ trực tuyến", "Online rate"), Rank::Online, rank, base, lang))
                         th.num scope="col" { (lang.pick("Đúng hạn", "On time")) }
-                        th.num scope="col" { (lang.pick("Quá hạn đang xử lý", "Overdue, pending")) }
+                        (rank_header(lang.pick("Quá hạn đang xử lý", "Overdue, pending"), Rank::Overdue, rank, base, lang))
                     } }
                     tbody {
                         @for (i, a) in agencies.iter().enumerate() {
                             tr data-agency=(a.code) {
                                 td { (i + 1) }
                                 th scope="row" {
-                                    a href=(with_lang(&format!("/dashboard/agency/{}?{query}", enc(&a.code)), lang)) { (a.code) }
+                                    a href=(with_lang(&format!("/dashboard/agency/{}?{query}", enc(&a.code)), lang)) {
+                                        (named(&d.names, "organisation", &a.code, lang))
+                                    }
                                 }
                                 td.num { (format::count(a.received, lang)) }
                                 td.num { (format::count(a.online, lang)) }
@@ -376,7 +443,9 @@ pub(crate) fn panels(d: &Dashboard, lang: Lang, query: &str) -> Markup {
                             tr {
                                 td { (i + 1) }
                                 th scope="row" {
-                                    a href=(with_lang(&format!("/dashboard?{query}&district={}", x.code), lang)) { (x.code) }
+                                    a href=(with_lang(&format!("/dashboard?{query}&district={}#projects", enc(&x.code)), lang)) {
+                                        (named(&d.names, "district", &x.code, lang))
+                                    }
                                 }
                                 td.num { (x.projects) }
                                 td.num { (format::money(x.allocated, lang)) }
@@ -393,9 +462,9 @@ pub(crate) fn panels(d: &Dashboard, lang: Lang, query: &str) -> Markup {
                 p.export { a href=(with_lang(&format!("/dashboard/export/districts.csv?{query}"), lang)) download { (lang.pick("Tải CSV", "Download CSV")) } }
             }
         }
-        @if !d.projects.is_empty() {
+        @if !projects.is_empty() {
             section.panel #projects aria-labelledby="projects-h" {
-                h2 #projects-h { (lang.pick("Dự án đầu tư công", "Public-investment projects")) " · " (d.year) }
+                h2 #projects-h { (lang.pick("Dự án đầu tư công, chậm giải ngân trước", "Public-investment projects, lagging first")) " · " (d.year) }
                 table {
                     thead { tr {
                         th scope="col" { (lang.pick("Dự án", "Project")) }
@@ -405,11 +474,11 @@ pub(crate) fn panels(d: &Dashboard, lang: Lang, query: &str) -> Markup {
                         th scope="col" { (lang.pick("Giải ngân", "Disbursed")) }
                     } }
                     tbody {
-                        @for p in d.projects.iter().take(200) {
+                        @for p in projects.iter().take(200) {
                             @let rate = (p.allocated > 0).then(|| p.disbursed as f64 / p.allocated as f64);
                             tr {
                                 th scope="row" { (p.name.as_deref().unwrap_or(&p.code)) br; small { (p.code) } }
-                                td { (p.district.as_deref().unwrap_or("–")) }
+                                td { @match &p.district { Some(c) => { (named(&d.names, "district", c, lang)) } None => { "–" } } }
                                 td { (p.status.as_deref().unwrap_or("–")) }
                                 td.num { (format::money(p.allocated, lang)) }
                                 td.rate {
@@ -427,15 +496,21 @@ pub(crate) fn panels(d: &Dashboard, lang: Lang, query: &str) -> Markup {
 }
 
 /// `/dashboard`.
-pub(crate) fn dashboard(d: &Dashboard, lang: Lang, query: &str, live: &str, etag: &str) -> Markup {
+pub(crate) fn dashboard(
+    d: &Dashboard,
+    lang: Lang,
+    (query, base, rank): (&str, &str, Rank),
+    live: &str,
+    etag: &str,
+) -> Markup {
     html! {
         h1 { (lang.pick("Bảng điều hành", "Operations dashboard")) " · " (period_name(d.period, lang)) " " (d.year) }
-        (selection(d, lang))
+        (selection(d, lang, rank))
         p.print-hide {
             button #print type="button" { (lang.pick("In bản tin tuần", "Print the weekly briefing")) }
         }
         section #panels data-live=(live) data-etag=(etag) aria-live="polite" {
-            (panels(d, lang, query))
+            (panels(d, lang, query, base, rank))
         }
     }
 }
@@ -444,7 +519,7 @@ pub(crate) fn dashboard(d: &Dashboard, lang: Lang, query: &str, live: &str, etag
 /// overdue count.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn agency(
-    code: &str,
+    (code, name): (&str, Option<&str>),
     year: i32,
     period: Period,
     months: &[(u32, super::data::AgencyRow)],
@@ -462,9 +537,10 @@ pub(crate) fn agency(
     html! {
         nav.crumbs aria-label=(lang.pick("Vị trí", "Breadcrumb")) {
             a href=(with_lang(&format!("/dashboard?{query}"), lang)) { (lang.pick("Bảng điều hành", "Dashboard")) }
-            " › " span aria-current="page" { (code) }
+            " › " span aria-current="page" { (name.unwrap_or(code)) }
         }
-        h1 { (code) " · " (period_name(period, lang)) " " (year) }
+        h1 { (name.unwrap_or(code)) " · " (period_name(period, lang)) " " (year) }
+        @if name.is_some() { p.code { (lang.pick("Mã cơ quan ", "Agency code ")) (code) } }
         section.panel #months aria-labelledby="months-h" {
             h2 #months-h { (lang.pick("Theo tháng", "By month")) }
             table {

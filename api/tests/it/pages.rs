@@ -532,6 +532,37 @@ async fn live_panels_and_exports() {
         other_period.body.contains("data-count=\"0\""),
         "none received in Q2"
     );
+    // The league table ranks by online rate, or by overdue dossiers on request.
+    let at = |body: &str, code: &str| body.find(&format!("data-agency=\"{code}\"")).unwrap();
+    let by_rate = call(
+        &app,
+        Method::GET,
+        "/dashboard/panels?year=2021",
+        &[("cookie", &cookie)],
+        None,
+    )
+    .await;
+    assert!(
+        at(&by_rate.body, "=HYPERLINK(1)") < at(&by_rate.body, "STP"),
+        "1/1 online before 2/3"
+    );
+    let by_overdue = call(
+        &app,
+        Method::GET,
+        "/dashboard/panels?year=2021&sort=overdue",
+        &[("cookie", &cookie)],
+        None,
+    )
+    .await;
+    assert!(
+        at(&by_overdue.body, "STP") < at(&by_overdue.body, "=HYPERLINK(1)"),
+        "3 overdue before 1"
+    );
+    assert_eq!(
+        by_overdue.body.matches("aria-sort=\"descending\"").count(),
+        1
+    );
+    assert_ne!(by_overdue.header("etag"), by_rate.header("etag"));
     let unknown = call(
         &app,
         Method::GET,
@@ -541,6 +572,98 @@ async fn live_panels_and_exports() {
     )
     .await;
     assert_eq!(unknown.status, 404);
+
+    // Names beside codes, from reference.codes; a correction shows at the next poll.
+    let planning = token(&state, Role::Sector, Some("planning"), "plan").await;
+    let name = |event: &str, vi: &str, en: &str, at: &str| {
+        format!(
+            "{{\"event_type\":\"{event}\",\"entity_id\":\"STP\",\"occurred_at\":\"{at}\",\"list\":\"organisation\",\"name_vi\":\"{vi}\",\"name_en\":\"{en}\"}}\n"
+        )
+    };
+    let post_names = |body: String| {
+        let state = state.clone();
+        let planning = planning.clone();
+        async move {
+            let mut req = Request::builder()
+                .method(Method::POST)
+                .uri("/v1/streams/reference.codes/events")
+                .header(header::AUTHORIZATION, format!("Bearer {planning}"))
+                .header(header::CONTENT_TYPE, "application/x-ndjson")
+                .body(Body::from(body))
+                .unwrap();
+            req.extensions_mut()
+                .insert(ConnectInfo(std::net::SocketAddr::from((
+                    [127, 0, 0, 1],
+                    40000,
+                ))));
+            let r = kho_api::routes::router(state).oneshot(req).await.unwrap();
+            assert_eq!(r.status(), 201);
+        }
+    };
+    let before = call(
+        &app,
+        Method::GET,
+        "/dashboard/panels?year=2021",
+        &[("cookie", &cookie)],
+        None,
+    )
+    .await;
+    assert!(!before.body.contains("Sở Tư pháp"));
+    post_names(name(
+        "code_registered",
+        "Sở Tư pháp",
+        "Department of Justice",
+        "2021-01-01T07:00:00+07:00",
+    ))
+    .await;
+    let named = call(
+        &app,
+        Method::GET,
+        "/dashboard/panels?year=2021",
+        &[
+            ("cookie", &cookie),
+            ("if-none-match", before.header("etag")),
+        ],
+        None,
+    )
+    .await;
+    assert_eq!(named.status, 200, "a new name is a new page");
+    assert!(
+        named
+            .body
+            .contains("Sở Tư pháp<br><small class=\"code\">STP</small>"),
+        "{}",
+        named.body
+    );
+    let en = call(
+        &app,
+        Method::GET,
+        "/dashboard/panels?year=2021&lang=en",
+        &[("cookie", &cookie)],
+        None,
+    )
+    .await;
+    assert!(en.body.contains("Department of Justice"));
+    post_names(name(
+        "code_renamed",
+        "Sở Tư pháp tỉnh Tây Ninh",
+        "Tây Ninh Department of Justice",
+        "2021-06-01T07:00:00+07:00",
+    ))
+    .await;
+    let renamed = call(
+        &app,
+        Method::GET,
+        "/dashboard/agency/STP?year=2021",
+        &[("cookie", &cookie)],
+        None,
+    )
+    .await;
+    assert!(
+        renamed.body.contains("<h1>Sở Tư pháp tỉnh Tây Ninh"),
+        "{}",
+        renamed.body
+    );
 
     // Assets: embedded, cached for a year, typed.
     let js = call(&app, Method::GET, "/assets/kho.js", &[], None).await;

@@ -45,6 +45,7 @@ async fn tokens_roles_and_revocation() {
         [
             "finance.budget",
             "investment.projects",
+            "reference.codes",
             "reference.targets",
             "service.dossiers",
             "service.feedback",

@@ -223,6 +223,7 @@ async fn same_seed_same_events() {
         "service.feedback",
         "service.procedures",
         "investment.projects",
+        "reference.codes",
         "reference.targets",
     ] {
         let (x, y) = (content(&a, stream), content(&b, stream));

@@ -174,6 +174,23 @@ async fn the_dashboard_in_a_browser() {
         "{drill}"
     );
     assert_eq!(seen["drill_axe"], serde_json::json!([]), "{seen}");
+    // Names, not codes: the page is titled with the name `reference.codes` gives the agency.
+    let named: Vec<Value> = client()
+        .post(format!("{}/v1/sql", d.base))
+        .bearer_auth(&d.center)
+        .json(&serde_json::json!({"sql": format!(
+            "SELECT name_vi FROM reference.codes WHERE list = 'organisation' AND entity_id = '{agency}'")}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let name = named[0]["name_vi"].as_str().unwrap();
+    assert!(
+        drill["title"].as_str().unwrap().starts_with(name),
+        "{name}: {drill}"
+    );
 
     // English changes the labels, not the numbers.
     assert_ne!(seen["english_title"], seen["center_title"]);

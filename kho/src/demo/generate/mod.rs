@@ -6,6 +6,7 @@
 //! agencies by weights; everything else is drawn from a seeded generator.
 
 mod budget;
+mod codes;
 mod dossiers;
 mod feedback;
 mod procedures;
@@ -32,6 +33,11 @@ pub(crate) struct Feed {
 pub(crate) fn year(seed: u64, year: i32) -> Vec<Feed> {
     let growth = 1.0 + 0.08 * f64::from(year - FIRST_YEAR);
     vec![
+        Feed {
+            stream: "reference.codes",
+            sector: "planning",
+            lines: codes::codes(year),
+        },
         Feed {
             stream: "reference.targets",
             sector: "planning",
