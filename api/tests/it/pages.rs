@@ -81,6 +81,24 @@ async fn call(
     }
 }
 
+/// Appends NDJSON lines to a stream through the API, as a sector system does; 201 expected.
+async fn push(app: &Router, token: &str, stream: &str, ndjson: String) {
+    let mut req = Request::builder()
+        .method(Method::POST)
+        .uri(format!("/v1/streams/{stream}/events"))
+        .header(header::AUTHORIZATION, format!("Bearer {token}"))
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .body(Body::from(ndjson))
+        .unwrap();
+    req.extensions_mut()
+        .insert(ConnectInfo(std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            40000,
+        ))));
+    let r = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(r.status(), 201);
+}
+
 fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
@@ -324,27 +342,7 @@ async fn live_panels_and_exports() {
     let state = state(store.clone()).await;
     let app = kho_api::routes::router(state.clone());
     let services = token(&state, Role::Sector, Some("services"), "portal").await;
-    let append = |lines: String| {
-        let state = state.clone();
-        let services = services.clone();
-        async move {
-            let app = kho_api::routes::router(state);
-            let mut req = Request::builder()
-                .method(Method::POST)
-                .uri("/v1/streams/service.dossiers/events")
-                .header(header::AUTHORIZATION, format!("Bearer {services}"))
-                .header(header::CONTENT_TYPE, "application/x-ndjson")
-                .body(Body::from(lines))
-                .unwrap();
-            req.extensions_mut()
-                .insert(ConnectInfo(std::net::SocketAddr::from((
-                    [127, 0, 0, 1],
-                    40000,
-                ))));
-            let r = app.oneshot(req).await.unwrap();
-            assert_eq!(r.status(), 201);
-        }
-    };
+    let append = |lines: String| push(&app, &services, "service.dossiers", lines);
     let dossier = |i: usize, agency: &str, channel: &str| {
         format!(
             "{{\"event_type\":\"dossier_received\",\"entity_id\":\"HS-{i}\",\"occurred_at\":\"2021-03-10T08:00:00+07:00\",\"procedure_code\":\"TTHC-1\",\"agency_code\":\"{agency}\",\"level\":4,\"channel\":\"{channel}\",\"due_at\":\"2021-03-20T17:00:00+07:00\"}}\n"
@@ -580,26 +578,7 @@ async fn live_panels_and_exports() {
             "{{\"event_type\":\"{event}\",\"entity_id\":\"STP\",\"occurred_at\":\"{at}\",\"list\":\"organisation\",\"name_vi\":\"{vi}\",\"name_en\":\"{en}\"}}\n"
         )
     };
-    let post_names = |body: String| {
-        let state = state.clone();
-        let planning = planning.clone();
-        async move {
-            let mut req = Request::builder()
-                .method(Method::POST)
-                .uri("/v1/streams/reference.codes/events")
-                .header(header::AUTHORIZATION, format!("Bearer {planning}"))
-                .header(header::CONTENT_TYPE, "application/x-ndjson")
-                .body(Body::from(body))
-                .unwrap();
-            req.extensions_mut()
-                .insert(ConnectInfo(std::net::SocketAddr::from((
-                    [127, 0, 0, 1],
-                    40000,
-                ))));
-            let r = kho_api::routes::router(state).oneshot(req).await.unwrap();
-            assert_eq!(r.status(), 201);
-        }
-    };
+    let post_names = |body: String| push(&app, &planning, "reference.codes", body);
     let before = call(
         &app,
         Method::GET,
