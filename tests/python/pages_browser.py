@@ -152,6 +152,16 @@ try:
     d.find_element(By.CSS_SELECTOR, "a[hreflang=vi]").click()
     WebDriverWait(d, 30).until(lambda d: "lang=en" not in d.current_url)
 
+    # A phone: the page fits its width (tables scroll inside their panels).
+    d.set_window_size(390, 844)
+    d.get(base + "/dashboard")
+    out["phone_overflow_px"] = d.execute_script(
+        "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
+    )
+    d.save_screenshot(shots + "/dashboard-phone.png")
+    d.set_window_size(1400, 1800)
+    d.get(base + "/dashboard")
+
     print(json.dumps(out, ensure_ascii=False), flush=True)
     out = {}
 

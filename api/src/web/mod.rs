@@ -713,12 +713,20 @@ async fn export(
         Ok(x) => x,
         Err(resp) => return resp,
     };
+    // Names beside codes, in the page's language (empty while a code has none).
+    let name_of = |list: &str, code: &str| -> String {
+        d.names
+            .get(list, code, sel.lang)
+            .unwrap_or_default()
+            .to_owned()
+    };
     let mut rows: Vec<Vec<String>> = Vec::new();
     match panel {
         "agencies" => {
             rows.push(
                 [
                     "agency_code",
+                    "agency_name",
                     "received",
                     "received_online",
                     "online_rate",
@@ -733,6 +741,7 @@ async fn export(
             for a in &d.agencies {
                 rows.push(vec![
                     a.code.clone(),
+                    name_of("organisation", &a.code),
                     a.received.to_string(),
                     a.online.to_string(),
                     rate_cell(a.online, a.received),
@@ -747,6 +756,7 @@ async fn export(
             rows.push(
                 [
                     "district_code",
+                    "district_name",
                     "projects",
                     "allocated_vnd",
                     "disbursed_vnd",
@@ -758,6 +768,7 @@ async fn export(
             for x in &d.districts {
                 rows.push(vec![
                     x.code.clone(),
+                    name_of("district", &x.code),
                     x.projects.to_string(),
                     x.allocated.to_string(),
                     x.disbursed.to_string(),
@@ -771,6 +782,7 @@ async fn export(
                     "project_code",
                     "project_name",
                     "district_code",
+                    "district_name",
                     "status",
                     "allocated_vnd",
                     "disbursed_vnd",
@@ -784,6 +796,10 @@ async fn export(
                     p.code.clone(),
                     p.name.clone().unwrap_or_default(),
                     p.district.clone().unwrap_or_default(),
+                    p.district
+                        .as_deref()
+                        .map(|c| name_of("district", c))
+                        .unwrap_or_default(),
                     p.status.clone().unwrap_or_default(),
                     p.allocated.to_string(),
                     p.disbursed.to_string(),

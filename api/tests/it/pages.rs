@@ -423,13 +423,13 @@ async fn live_panels_and_exports() {
     let lines: Vec<&str> = csv.body.trim_start_matches('\u{feff}').lines().collect();
     assert_eq!(
         lines[0],
-        "agency_code,received,received_online,online_rate,resolved,resolved_on_time,on_time_rate,pending_overdue"
+        "agency_code,agency_name,received,received_online,online_rate,resolved,resolved_on_time,on_time_rate,pending_overdue"
     );
     assert!(
-        lines.contains(&"'=HYPERLINK(1),1,1,1.000000,0,0,,0"),
+        lines.contains(&"'=HYPERLINK(1),,1,1,1.000000,0,0,,0"),
         "{lines:?}"
     );
-    assert!(lines.contains(&"STP,3,2,0.666667,0,0,,0"), "{lines:?}");
+    assert!(lines.contains(&"STP,,3,2,0.666667,0,0,,0"), "{lines:?}");
     let tile = call(
         &app,
         Method::GET,
@@ -642,6 +642,19 @@ async fn live_panels_and_exports() {
         renamed.body.contains("<h1>Sở Tư pháp tỉnh Tây Ninh"),
         "{}",
         renamed.body
+    );
+    let csv = call(
+        &app,
+        Method::GET,
+        "/dashboard/export/agencies.csv?year=2021&lang=en",
+        &[("cookie", &cookie)],
+        None,
+    )
+    .await;
+    assert!(
+        csv.body.contains("\nSTP,Tây Ninh Department of Justice,"),
+        "the CSV names the agency in the page's language: {}",
+        csv.body
     );
 
     // Assets: embedded, cached for a year, typed.

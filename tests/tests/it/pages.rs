@@ -192,6 +192,11 @@ async fn the_dashboard_in_a_browser() {
         "{name}: {drill}"
     );
 
+    assert_eq!(
+        seen["phone_overflow_px"], 0,
+        "the page fits a phone's width"
+    );
+
     // English changes the labels, not the numbers.
     assert_ne!(seen["english_title"], seen["center_title"]);
     for (id, t) in seen["center_tiles"].as_object().unwrap() {
