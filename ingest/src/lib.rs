@@ -11,6 +11,7 @@
 //! Idempotency keys are scoped to the principal and stored hashed in the commit
 //! (see `kho_store::writer`); a retried key gets the first answer and writes nothing.
 
+mod codes;
 mod committer;
 pub mod decode;
 pub mod error;
@@ -124,6 +125,8 @@ pub struct Ingest {
     /// Per stream: held by whoever compacts it in this process (the commit task's frequent
     /// compaction, the scheduled maintenance), so they do not redo each other's work.
     maintenance: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The code lists events are checked against (`reference.codes`).
+    codes: codes::KnownCodes,
 }
 
 impl std::fmt::Debug for Ingest {
@@ -148,6 +151,7 @@ impl Ingest {
             metrics,
             commits: broadcast::channel(1024).0,
             maintenance: std::sync::Mutex::new(HashMap::new()),
+            codes: codes::KnownCodes::default(),
         })
     }
 
@@ -213,6 +217,20 @@ impl Ingest {
             Rejection::TooManyEvents { max } => IngestError::TooManyEvents { max },
         })?;
 
+        // Codes the event names must be in their list, once the list has entries.
+        let (errors, total) = self
+            .codes
+            .check(&self.store, &def, &batch)
+            .await
+            .map_err(|e| IngestError::Store(Arc::new(e)))?;
+        if total > 0 {
+            return Err(IngestError::Invalid {
+                stream: def.name.clone(),
+                errors,
+                total,
+            });
+        }
+
         let rows = u32::try_from(batch.num_rows()).unwrap_or(u32::MAX);
         let permit = self
             .queue
@@ -236,6 +254,9 @@ impl Ingest {
             .map_err(|_| IngestError::ShuttingDown)?
             .map_err(IngestError::Store)?;
         let stream = def.name.clone();
+        if stream == kho_store::pack::CODES_STREAM {
+            self.codes.stale(); // what was registered counts from the next request on
+        }
         match outcome {
             Outcome::Committed(r) => Ok(Appended {
                 stream,

@@ -9,6 +9,24 @@ use crate::schema::{
     RETRACTION_REASON, RETRACTS, ReferenceRule, StreamDef,
 };
 
+/// The stream of the code lists (`reference.codes`).
+pub const CODES_STREAM: &str = "reference.codes";
+
+/// The code list a stream's column names a code of, if any: once the list has entries in
+/// [`CODES_STREAM`], an event naming a code it does not have is refused.
+pub fn code_list(stream: &str, column: &str) -> Option<&'static str> {
+    match (stream, column) {
+        ("finance.budget", "agency_code") => Some("organisation"),
+        ("finance.budget", "category_code") => Some("budget_category"),
+        ("investment.projects", "investor_code") => Some("organisation"),
+        ("investment.projects", "district_code") => Some("district"),
+        ("service.dossiers" | "service.feedback" | "service.procedures", "agency_code") => {
+            Some("organisation")
+        }
+        _ => None,
+    }
+}
+
 /// The sectors that own streams; a sector token names one of them.
 pub const SECTORS: [&str; 3] = ["finance", "planning", "services"];
 

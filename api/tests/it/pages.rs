@@ -669,3 +669,72 @@ async fn live_panels_and_exports() {
         404
     );
 }
+
+/// Once a code list has entries in `reference.codes`, an event naming a code it lacks is
+/// refused with the row, the field and the nearest known codes, and nothing is written; a
+/// list with no entries checks nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_codes_are_refused_once_a_list_has_entries() {
+    let store = Store::open_with_pack("memory://").await.unwrap();
+    let state = state(store.clone()).await;
+    let app = kho_api::routes::router(state.clone());
+    let services = token(&state, Role::Sector, Some("services"), "portal").await;
+    let planning = token(&state, Role::Sector, Some("planning"), "plan").await;
+    let dossier = |id: &str, agency: &str| {
+        format!(
+            "{{\"event_type\":\"dossier_received\",\"entity_id\":\"{id}\",\"occurred_at\":\"2021-03-10T08:00:00+07:00\",\"procedure_code\":\"TTHC-1\",\"agency_code\":\"{agency}\",\"level\":4,\"channel\":\"online\",\"due_at\":\"2021-03-20T17:00:00+07:00\"}}\n"
+        )
+    };
+    // No organisation registered yet: any code goes.
+    push(&app, &services, "service.dossiers", dossier("HS-1", "ANY")).await;
+    let codes: String = ["STP", "STC", "SXD"]
+        .iter()
+        .map(|c| {
+            format!(
+                "{{\"event_type\":\"code_registered\",\"entity_id\":\"{c}\",\"occurred_at\":\"2021-01-01T07:00:00+07:00\",\"list\":\"organisation\",\"name_vi\":\"Sở {c}\"}}\n"
+            )
+        })
+        .collect();
+    push(&app, &planning, "reference.codes", codes).await;
+    let rows = || async {
+        store
+            .read_stream("service.dossiers", kho_store::AsOf::Latest)
+            .await
+            .unwrap()
+            .iter()
+            .map(|b| b.num_rows())
+            .sum::<usize>()
+    };
+    assert_eq!(rows().await, 1);
+    // Registered just now on this process: refused at once, nothing written.
+    let body = dossier("HS-2", "STP") + &dossier("HS-3", "stp-x");
+    let mut req = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/streams/service.dossiers/events")
+        .header(header::AUTHORIZATION, format!("Bearer {services}"))
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .body(Body::from(body))
+        .unwrap();
+    req.extensions_mut()
+        .insert(ConnectInfo(std::net::SocketAddr::from((
+            [127, 0, 0, 1],
+            40000,
+        ))));
+    let r = app.clone().oneshot(req).await.unwrap();
+    assert_eq!(r.status(), 400);
+    let bytes = r.into_body().collect().await.unwrap().to_bytes();
+    let err: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let e = &err["error"]["details"]["errors"][0];
+    assert_eq!(e["row"], 2, "{err}");
+    assert_eq!(e["field"], "agency_code", "{err}");
+    let message = e["message"].as_str().unwrap();
+    assert!(
+        message.contains("unknown organisation code \"stp-x\"")
+            && message.contains("nearest known: STP"),
+        "{message}"
+    );
+    assert_eq!(err["error"]["details"]["total"], 1);
+    assert_eq!(rows().await, 1, "a refused batch writes nothing");
+    push(&app, &services, "service.dossiers", dossier("HS-2", "STP")).await;
+    assert_eq!(rows().await, 2);
+}

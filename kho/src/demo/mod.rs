@@ -145,6 +145,14 @@ pub(crate) async fn run(args: DemoArgs) -> anyhow::Result<()> {
         let this = feeds
             .take()
             .unwrap_or_else(|| generate::year(args.seed, year));
+        // The code lists first: once they have entries, events naming other codes are refused.
+        let (codes, this): (Vec<_>, Vec<_>) = this
+            .into_iter()
+            .partition(|f| f.stream == "reference.codes");
+        for feed in codes {
+            let token = tokens.sector(feed.sector).to_owned();
+            pushed += push::push(&http, &base, &token, args.seed, year, feed, &bars).await?;
+        }
         let mut tasks = Vec::new();
         for feed in this {
             let (http, base, bars) = (http.clone(), base.clone(), bars.clone());

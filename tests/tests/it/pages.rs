@@ -213,7 +213,7 @@ async fn the_dashboard_in_a_browser() {
         .post(format!("{}/v1/streams/service.dossiers/events", d.base))
         .bearer_auth(&services)
         .header("content-type", "application/x-ndjson")
-        .body(kho_tests::dossier_lines(2_000, "KIEMTHU"))
+        .body(kho_tests::dossier_lines(2_000, "STP"))
         .send()
         .await
         .unwrap();

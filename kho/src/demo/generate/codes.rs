@@ -1,6 +1,6 @@
-//! `reference.codes`: the names of the codes the other feeds use (agencies, districts,
-//! budget categories), in Vietnamese and English, registered once, at the start of the first
-//! year.
+//! `reference.codes`: the names of the codes the other feeds use (agencies, project boards,
+//! districts, budget categories), in Vietnamese and English, registered once, before anything
+//! else of the first year (once a list has entries, kho refuses events naming other codes).
 
 use super::super::data::{AGENCIES, DISTRICTS, EXPENDITURE, Level, REVENUE};
 
@@ -110,6 +110,44 @@ pub(super) fn codes(year: i32) -> Vec<String> {
             f["parent_code"] = serde_json::Value::String(p);
         }
         out.push(line(out.len(), a.code, &f));
+    }
+    // The project management boards that invest for the province, and the two levels whose
+    // procedures are shared by every district or commune.
+    for (code, vi, en) in [
+        (
+            "CAP-HUYEN",
+            "Cấp huyện (thủ tục dùng chung)",
+            "District level (shared procedures)",
+        ),
+        (
+            "CAP-XA",
+            "Cấp xã (thủ tục dùng chung)",
+            "Commune level (shared procedures)",
+        ),
+        (
+            "BQLDA-DTXD",
+            "Ban Quản lý dự án đầu tư xây dựng tỉnh",
+            "Provincial construction investment project board",
+        ),
+        (
+            "BQLDA-GT",
+            "Ban Quản lý dự án giao thông",
+            "Transport project board",
+        ),
+        (
+            "BQLDA-NN",
+            "Ban Quản lý dự án nông nghiệp và phát triển nông thôn",
+            "Agriculture and rural development project board",
+        ),
+    ] {
+        let kind = if code.starts_with("CAP-") {
+            "level"
+        } else {
+            "project_board"
+        };
+        let f =
+            serde_json::json!({"list": "organisation", "name_vi": vi, "name_en": en, "kind": kind});
+        out.push(line(out.len(), code, &f));
     }
     for (code, vi) in DISTRICTS {
         let name_vi = format!("{}{}", vi[..1].to_uppercase(), &vi[1..]);
