@@ -175,7 +175,8 @@ mod tests {
         let lines = codes(super::super::FIRST_YEAR);
         assert_eq!(
             lines.len(),
-            AGENCIES.len() + DISTRICTS.len() + REVENUE.len() + EXPENDITURE.len()
+            // The agencies, 3 project boards and 2 procedure levels; districts; categories.
+            AGENCIES.len() + 5 + DISTRICTS.len() + REVENUE.len() + EXPENDITURE.len()
         );
         for l in &lines {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();
