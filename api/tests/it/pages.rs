@@ -81,8 +81,13 @@ async fn call(
     }
 }
 
-/// Appends NDJSON lines to a stream through the API, as a sector system does; 201 expected.
-async fn push(app: &Router, token: &str, stream: &str, ndjson: String) {
+/// Posts NDJSON lines to a stream through the API, as a sector system does: (status, body).
+async fn post_events(
+    app: &Router,
+    token: &str,
+    stream: &str,
+    ndjson: String,
+) -> (u16, serde_json::Value) {
     let mut req = Request::builder()
         .method(Method::POST)
         .uri(format!("/v1/streams/{stream}/events"))
@@ -96,7 +101,15 @@ async fn push(app: &Router, token: &str, stream: &str, ndjson: String) {
             40000,
         ))));
     let r = app.clone().oneshot(req).await.unwrap();
-    assert_eq!(r.status(), 201);
+    let status = r.status().as_u16();
+    let bytes = r.into_body().collect().await.unwrap().to_bytes();
+    (status, serde_json::from_slice(&bytes).unwrap_or_default())
+}
+
+/// Appends NDJSON lines to a stream; 201 expected.
+async fn push(app: &Router, token: &str, stream: &str, ndjson: String) {
+    let (status, body) = post_events(app, token, stream, ndjson).await;
+    assert_eq!(status, 201, "{body}");
 }
 
 fn enc(s: &str) -> String {
@@ -708,22 +721,8 @@ async fn unknown_codes_are_refused_once_a_list_has_entries() {
     assert_eq!(rows().await, 1);
     // Registered just now on this process: refused at once, nothing written.
     let body = dossier("HS-2", "STP") + &dossier("HS-3", "stp-x");
-    let mut req = Request::builder()
-        .method(Method::POST)
-        .uri("/v1/streams/service.dossiers/events")
-        .header(header::AUTHORIZATION, format!("Bearer {services}"))
-        .header(header::CONTENT_TYPE, "application/x-ndjson")
-        .body(Body::from(body))
-        .unwrap();
-    req.extensions_mut()
-        .insert(ConnectInfo(std::net::SocketAddr::from((
-            [127, 0, 0, 1],
-            40000,
-        ))));
-    let r = app.clone().oneshot(req).await.unwrap();
-    assert_eq!(r.status(), 400);
-    let bytes = r.into_body().collect().await.unwrap().to_bytes();
-    let err: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+    let (status, err) = post_events(&app, &services, "service.dossiers", body).await;
+    assert_eq!(status, 400);
     let e = &err["error"]["details"]["errors"][0];
     assert_eq!(e["row"], 2, "{err}");
     assert_eq!(e["field"], "agency_code", "{err}");
