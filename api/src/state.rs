@@ -58,8 +58,6 @@ pub struct AppState {
     pub ip_salt: Arc<Vec<u8>>,
     /// Key of the web session cookies' MACs (the same on every process of the store).
     pub session_key: Arc<Vec<u8>>,
-    /// The names of codes the pages show, as last read from `reference.codes`.
-    pub(crate) names: Arc<crate::web::names::NamesCache>,
     pub limiter: Arc<Limiter>,
     pub metrics: Arc<Metrics>,
     pub config: Arc<ServerConfig>,
@@ -100,7 +98,6 @@ impl AppState {
             audit,
             ip_salt: Arc::new(ip_salt),
             session_key: Arc::new(session_key),
-            names: Arc::default(),
             limiter,
             views: ViewEngine::new(store.clone()),
             sql: Arc::new(SqlEngine::new(store.clone(), sql)),

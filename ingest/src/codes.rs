@@ -1,18 +1,21 @@
-//! Codes an event names, checked against the province's code lists (`reference.codes`): once a
-//! list has entries, an event naming a code the list does not have is refused, with the field
-//! and the nearest known codes. A list with no entries checks nothing, so a store without
-//! reference data takes events as before.
+//! The province's code lists (`reference.codes`), folded once per process, and what they are
+//! for: an event naming a code its list does not have is refused once the list has entries
+//! (with the field and the nearest known codes), and the pages show a code's names beside it
+//! ([`CodeLists::name`], through [`crate::Ingest::code_lists`]). A list with no entries checks
+//! nothing, so a store without reference data takes events as before.
 //!
-//! The lists are read again when the stream has a new version, looked for at most once a
-//! second ([`LOOK_EVERY`]) and at once after this process appends to it: a code registered
-//! through another process is known here within that second.
+//! A code is known once `code_registered` names it; its names are those of the latest
+//! `code_registered` or `code_renamed` (by occurrence time, then event id); retracted events
+//! count for nothing. The lists are read again when the stream has a new version, looked for
+//! at most once a second ([`LOOK_EVERY`]) and at once after this process appends to it: a
+//! code registered through another process is known here within that second.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arrow::array::{Array, AsArray, RecordBatch};
-use arrow::datatypes::DataType;
+use arrow::datatypes::TimestampMicrosecondType;
 use kho_store::pack::{CODES_STREAM, code_list};
 use kho_store::{AsOf, RowError, Store, StreamDef, latest_version, stream_key};
 
@@ -21,75 +24,94 @@ use crate::decode::MAX_LISTED_ERRORS;
 /// How often the lists' stream is looked at for a new version.
 pub(crate) const LOOK_EVERY: Duration = Duration::from_secs(1);
 
-/// Known codes by list.
-type Lists = HashMap<String, BTreeSet<String>>;
+/// A code's names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CodeName {
+    pub vi: String,
+    pub en: Option<String>,
+}
+
+/// The code lists as of one version of `reference.codes`.
+#[derive(Debug, Default)]
+pub struct CodeLists {
+    /// The stream version they were read at (0: none yet).
+    pub version: u64,
+    /// Registered codes by list.
+    known: HashMap<String, BTreeSet<String>>,
+    /// Names by (list, code).
+    names: HashMap<(String, String), CodeName>,
+}
+
+impl CodeLists {
+    /// The names of `code` in `list`, if it has any.
+    pub fn name(&self, list: &str, code: &str) -> Option<&CodeName> {
+        self.names.get(&(list.to_owned(), code.to_owned()))
+    }
+
+    /// Folds the stream's rows (strings as plain `Utf8`, as the store reads them).
+    pub fn fold(batches: &[RecordBatch]) -> Self {
+        let text = |b: &RecordBatch, c: &str, i: usize| -> Option<String> {
+            let col = b.column_by_name(c)?.as_string_opt::<i32>()?;
+            (!col.is_null(i)).then(|| col.value(i).to_owned())
+        };
+        let mut retracted = HashSet::new();
+        let mut events = Vec::new();
+        for b in batches {
+            let at = b
+                .column_by_name("occurred_at")
+                .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>());
+            for i in 0..b.num_rows() {
+                match text(b, "event_type", i).as_deref() {
+                    Some("event_retracted") => {
+                        if let Some(id) = text(b, "retracts_event_id", i) {
+                            retracted.insert(id);
+                        }
+                    }
+                    Some(kind @ ("code_registered" | "code_renamed")) => {
+                        let registers = kind == "code_registered";
+                        if let (Some(id), Some(code), Some(list), Some(vi)) = (
+                            text(b, "event_id", i),
+                            text(b, "entity_id", i),
+                            text(b, "list", i),
+                            text(b, "name_vi", i),
+                        ) {
+                            let when = at.map_or(0, |a| a.value(i));
+                            let en = text(b, "name_en", i);
+                            events.push((when, id, registers, list, code, CodeName { vi, en }));
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        events.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        let mut lists = CodeLists::default();
+        for (_, id, registers, list, code, name) in events {
+            if retracted.contains(&id) {
+                continue;
+            }
+            if registers {
+                lists
+                    .known
+                    .entry(list.clone())
+                    .or_default()
+                    .insert(code.clone());
+            }
+            lists.names.insert((list, code), name);
+        }
+        lists
+    }
+}
 
 #[derive(Debug, Default)]
 struct Seen {
     looked_at: Option<Instant>,
-    version: Option<u64>,
-    lists: Arc<Lists>,
+    lists: Arc<CodeLists>,
 }
 
 /// The code lists as last read.
 #[derive(Debug, Default)]
 pub(crate) struct KnownCodes(Mutex<Seen>);
-
-fn text(col: &dyn Array, i: usize) -> Option<&str> {
-    if col.is_null(i) {
-        return None;
-    }
-    match col.data_type() {
-        DataType::Utf8 => Some(col.as_string::<i32>().value(i)),
-        DataType::Utf8View => Some(col.as_string_view().value(i)),
-        DataType::LargeUtf8 => Some(col.as_string::<i64>().value(i)),
-        _ => None,
-    }
-}
-
-/// Registered codes by list: every `code_registered` not retracted.
-fn fold(batches: &[RecordBatch]) -> Lists {
-    let mut retracted = HashSet::new();
-    for b in batches {
-        if let (Some(ty), Some(r)) = (
-            b.column_by_name("event_type"),
-            b.column_by_name("retracts_event_id"),
-        ) {
-            for i in 0..b.num_rows() {
-                if text(ty.as_ref(), i) == Some("event_retracted")
-                    && let Some(id) = text(r.as_ref(), i)
-                {
-                    retracted.insert(id.to_owned());
-                }
-            }
-        }
-    }
-    let mut lists = Lists::new();
-    for b in batches {
-        let (Some(ty), Some(id), Some(code), Some(list)) = (
-            b.column_by_name("event_type"),
-            b.column_by_name("event_id"),
-            b.column_by_name("entity_id"),
-            b.column_by_name("list"),
-        ) else {
-            continue;
-        };
-        for i in 0..b.num_rows() {
-            if text(ty.as_ref(), i) != Some("code_registered")
-                || text(id.as_ref(), i).is_some_and(|id| retracted.contains(id))
-            {
-                continue;
-            }
-            if let (Some(code), Some(list)) = (text(code.as_ref(), i), text(list.as_ref(), i)) {
-                lists
-                    .entry(list.to_owned())
-                    .or_default()
-                    .insert(code.to_owned());
-            }
-        }
-    }
-    lists
-}
 
 impl KnownCodes {
     /// Forgets when the lists were last looked at: the next check reads them (after this
@@ -98,13 +120,16 @@ impl KnownCodes {
         self.0.lock().expect("poisoned").looked_at = None;
     }
 
-    async fn lists(&self, store: &Store) -> kho_store::Result<Arc<Lists>> {
-        {
+    /// The lists, read again if the stream has a new version (looked for at most once a
+    /// second).
+    pub(crate) async fn lists(&self, store: &Store) -> kho_store::Result<Arc<CodeLists>> {
+        let known = {
             let seen = self.0.lock().expect("poisoned");
             if seen.looked_at.is_some_and(|t| t.elapsed() < LOOK_EVERY) {
                 return Ok(seen.lists.clone());
             }
-        }
+            seen.lists.clone()
+        };
         let version = match latest_version(store, &stream_key(CODES_STREAM)).await {
             Ok(v) => v,
             Err(e) if e.kind() == kho_store::ErrorKind::NotFound => {
@@ -112,19 +137,19 @@ impl KnownCodes {
             }
             Err(e) => return Err(e),
         };
-        let known = self.0.lock().expect("poisoned").version;
-        let lists = if known == Some(version) {
-            self.0.lock().expect("poisoned").lists.clone()
+        let lists = if known.version == version && version > 0 {
+            known
         } else {
             let batches = store
                 .read_stream(CODES_STREAM, AsOf::Version(version))
                 .await?;
-            Arc::new(fold(&batches))
+            Arc::new(CodeLists {
+                version,
+                ..CodeLists::fold(&batches)
+            })
         };
-        let mut seen = self.0.lock().expect("poisoned");
-        *seen = Seen {
+        *self.0.lock().expect("poisoned") = Seen {
             looked_at: Some(Instant::now()),
-            version: Some(version),
             lists: lists.clone(),
         };
         Ok(lists)
@@ -151,12 +176,14 @@ impl KnownCodes {
         let mut total = 0;
         for i in 0..batch.num_rows() {
             for (column, list) in &columns {
-                let Some(known) = lists.get(*list).filter(|k| !k.is_empty()) else {
+                let Some(known) = lists.known.get(*list).filter(|k| !k.is_empty()) else {
                     continue;
                 };
                 let Some(value) = batch
                     .column_by_name(column)
-                    .and_then(|c| text(c.as_ref(), i))
+                    .and_then(|c| c.as_string_opt::<i32>())
+                    .filter(|c| !c.is_null(i))
+                    .map(|c| c.value(i))
                 else {
                     continue;
                 };
@@ -193,6 +220,11 @@ fn nearest(value: &str, known: &BTreeSet<String>) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{StringArray, TimestampMicrosecondArray};
+    use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+
     use super::*;
 
     #[test]
@@ -203,5 +235,66 @@ mod tests {
             .collect();
         assert_eq!(nearest("stp", &known), ["STP", "STC", "SXD"]);
         assert_eq!(nearest("UBND-T", &known)[0], "UBND-TC");
+    }
+
+    #[test]
+    fn the_latest_name_wins_and_retractions_count_for_nothing() {
+        let s = |v: &[Option<&str>]| Arc::new(StringArray::from(v.to_vec())) as Arc<dyn Array>;
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("event_id", DataType::Utf8, false),
+            Field::new("event_type", DataType::Utf8, false),
+            Field::new("entity_id", DataType::Utf8, false),
+            Field::new(
+                "occurred_at",
+                DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+                false,
+            ),
+            Field::new("list", DataType::Utf8, true),
+            Field::new("name_vi", DataType::Utf8, true),
+            Field::new("name_en", DataType::Utf8, true),
+            Field::new("retracts_event_id", DataType::Utf8, true),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema,
+            vec![
+                s(&[Some("e3"), Some("e1"), Some("e2"), Some("e4")]),
+                s(&[
+                    Some("code_renamed"),
+                    Some("code_registered"),
+                    Some("code_registered"),
+                    Some("event_retracted"),
+                ]),
+                s(&[Some("STP"), Some("STP"), Some("STC"), Some("STC")]),
+                Arc::new(
+                    TimestampMicrosecondArray::from(vec![30, 10, 20, 40]).with_timezone("UTC"),
+                ),
+                s(&[
+                    Some("organisation"),
+                    Some("organisation"),
+                    Some("organisation"),
+                    None,
+                ]),
+                s(&[
+                    Some("Sở Tư pháp tỉnh"),
+                    Some("Sở Tư pháp"),
+                    Some("Sở Tài chính"),
+                    None,
+                ]),
+                s(&[None, Some("Department of Justice"), None, None]),
+                s(&[None, None, None, Some("e2")]),
+            ],
+        )
+        .unwrap();
+        let lists = CodeLists::fold(&[batch]);
+        // The correction (later) replaces both names.
+        let stp = lists.name("organisation", "STP").unwrap();
+        assert_eq!(
+            (stp.vi.as_str(), stp.en.as_deref()),
+            ("Sở Tư pháp tỉnh", None)
+        );
+        assert_eq!(lists.name("organisation", "STC"), None, "retracted");
+        assert_eq!(lists.name("district", "STP"), None, "another list");
+        let known: Vec<&String> = lists.known["organisation"].iter().collect();
+        assert_eq!(known, ["STP"], "registered and not retracted");
     }
 }

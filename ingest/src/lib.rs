@@ -27,6 +27,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::{Semaphore, broadcast, mpsc, oneshot};
 
+pub use codes::{CodeLists, CodeName};
 pub use decode::{Format, Rejection};
 pub use error::{IngestError, Result};
 pub use metrics::IngestMetrics;
@@ -165,6 +166,12 @@ impl Ingest {
             .entry(stream.to_owned())
             .or_default()
             .clone()
+    }
+
+    /// The province's code lists (`reference.codes`) as this process last read them: at most
+    /// a second old, or fresh after this process appended to them.
+    pub async fn code_lists(&self) -> kho_store::Result<Arc<CodeLists>> {
+        self.codes.lists(&self.store).await
     }
 
     /// Tells of every commit that adds events (the stream's name), e.g. to refresh views.

@@ -171,7 +171,7 @@ pub(crate) struct Fresh {
 #[derive(Debug, Clone)]
 pub(crate) struct Dashboard {
     /// The names of the codes (agencies, districts), from `reference.codes`.
-    pub(crate) names: std::sync::Arc<super::names::Names>,
+    pub(crate) names: super::names::Names,
     pub(crate) year: i32,
     pub(crate) years: Vec<i32>,
     pub(crate) period: Period,
@@ -190,7 +190,7 @@ impl Dashboard {
             .iter()
             .map(|f| format!("{}={}", f.view, f.version.unwrap_or(0)))
             .collect();
-        format!("{},names={}", views.join(","), self.names.version)
+        format!("{},names={}", views.join(","), self.names.version())
     }
 }
 
@@ -198,15 +198,16 @@ impl Dashboard {
 struct Rows(Vec<RecordBatch>);
 
 impl Rows {
-    async fn of(views: &ViewEngine, name: &str) -> ApiResult<(Self, Option<u64>)> {
-        let rows = views.read(name, &ViewQuery::default()).await?;
-        let version = Some(rows.version);
-        let batches: Vec<RecordBatch> = rows
+    /// The view's rows matching `q`, at its latest version.
+    async fn of(views: &ViewEngine, name: &str, q: &ViewQuery) -> ApiResult<Self> {
+        let batches: Vec<RecordBatch> = views
+            .read(name, q)
+            .await?
             .batches
             .try_collect()
             .await
             .map_err(kho_query::QueryError::from)?;
-        Ok((Rows(batches), version))
+        Ok(Rows(batches))
     }
 
     /// Calls `f` with an accessor for every row.
@@ -271,9 +272,10 @@ impl Row<'_> {
 
 /// Sums of one rate measure over months: the period, the same period a year before, and each
 /// month of the year.
-#[derive(Default)]
 struct Monthly {
+    /// The year and part of it shown.
     year: i32,
+    shown: Period,
     period: Ratio,
     previous: Ratio,
     by_month: BTreeMap<u32, Ratio>,
@@ -281,14 +283,19 @@ struct Monthly {
 }
 
 impl Monthly {
-    fn new(year: i32) -> Self {
+    fn new(year: i32, shown: Period) -> Self {
         Monthly {
             year,
-            ..Monthly::default()
+            shown,
+            period: Ratio::default(),
+            previous: Ratio::default(),
+            by_month: BTreeMap::new(),
+            target: None,
         }
     }
 
-    fn add(&mut self, year: i32, period: Period, (y, m): (i32, u32), num: i64, den: i64) {
+    fn add(&mut self, (y, m): (i32, u32), num: i64, den: i64) {
+        let (year, period) = (self.year, self.shown);
         if y == year {
             self.by_month.entry(m).or_default().add(num, den);
             if period.holds(m) {
@@ -345,7 +352,7 @@ fn fresh(f: &Freshness) -> Fresh {
 /// when `None`) and `period`; `district` narrows the project list.
 pub(crate) async fn load(
     views: &ViewEngine,
-    names: std::sync::Arc<super::names::Names>,
+    names: super::names::Names,
     sees: Sees,
     year: Option<i32>,
     period: Period,
@@ -354,7 +361,7 @@ pub(crate) async fn load(
     let mut years = std::collections::BTreeSet::new();
     let mut fresh_list = Vec::new();
     let dossiers = if sees.services {
-        let (rows, _) = Rows::of(views, "service_dossiers").await?;
+        let rows = Rows::of(views, "service_dossiers", &ViewQuery::default()).await?;
         fresh_list.push(fresh(&views.freshness("service_dossiers").await?));
         rows.each(|r| {
             if let Some((y, _)) = r.month() {
@@ -366,14 +373,14 @@ pub(crate) async fn load(
         None
     };
     let feedback = if sees.services {
-        let (rows, _) = Rows::of(views, "service_feedback").await?;
+        let rows = Rows::of(views, "service_feedback", &ViewQuery::default()).await?;
         fresh_list.push(fresh(&views.freshness("service_feedback").await?));
         Some(rows)
     } else {
         None
     };
     let budget = if sees.budget {
-        let (rows, _) = Rows::of(views, "budget_execution").await?;
+        let rows = Rows::of(views, "budget_execution", &ViewQuery::default()).await?;
         fresh_list.push(fresh(&views.freshness("budget_execution").await?));
         rows.each(|r| {
             if let Some(y) = r.i32("fiscal_year") {
@@ -385,7 +392,7 @@ pub(crate) async fn load(
         None
     };
     let investment = if sees.investment {
-        let (rows, _) = Rows::of(views, "investment_disbursement").await?;
+        let rows = Rows::of(views, "investment_disbursement", &ViewQuery::default()).await?;
         fresh_list.push(fresh(&views.freshness("investment_disbursement").await?));
         rows.each(|r| {
             if let Some(y) = r.i32("year") {
@@ -404,13 +411,13 @@ pub(crate) async fn load(
     let mut tiles = Vec::new();
     let mut agencies: BTreeMap<String, AgencyRow> = BTreeMap::new();
     if let Some(rows) = &dossiers {
-        let (mut online, mut on_time) = (Monthly::new(year), Monthly::new(year));
+        let (mut online, mut on_time) = (Monthly::new(year, period), Monthly::new(year, period));
         rows.each(|r| {
             let Some(ym) = r.month() else { return };
             let (received, rec_online) = (r.i64("received"), r.i64("received_online"));
             let (resolved, resolved_on_time) = (r.i64("resolved"), r.i64("resolved_on_time"));
-            online.add(year, period, ym, rec_online, received);
-            on_time.add(year, period, ym, resolved_on_time, resolved);
+            online.add(ym, rec_online, received);
+            on_time.add(ym, resolved_on_time, resolved);
             if ym.0 == year {
                 online.target = online.target.or(r.f64("online_rate_target"));
                 on_time.target = on_time.target.or(r.f64("on_time_rate_target"));
@@ -432,16 +439,10 @@ pub(crate) async fn load(
         tiles.push(on_time.tile("on_time_rate", "service_dossiers", false));
     }
     if let Some(rows) = &feedback {
-        let mut answered = Monthly::new(year);
+        let mut answered = Monthly::new(year, period);
         rows.each(|r| {
             let Some(ym) = r.month() else { return };
-            answered.add(
-                year,
-                period,
-                ym,
-                r.i64("answered_on_time"),
-                r.i64("answered"),
-            );
+            answered.add(ym, r.i64("answered_on_time"), r.i64("answered"));
             if ym.0 == year {
                 answered.target = answered.target.or(r.f64("answered_on_time_rate_target"));
             }
@@ -451,7 +452,7 @@ pub(crate) async fn load(
     if let Some(rows) = &budget {
         // The estimate is annual: every monthly row of a budget line repeats it, so it is
         // counted once per line. Actuals accrue by month.
-        let (mut revenue, mut spending) = (Monthly::new(year), Monthly::new(year));
+        let (mut revenue, mut spending) = (Monthly::new(year, period), Monthly::new(year, period));
         let mut lines: BTreeMap<(i32, &'static str, String, String), i64> = BTreeMap::new();
         rows.each(|r| {
             let (Some(fy), Some(flow)) = (r.i32("fiscal_year"), r.str("flow")) else {
@@ -476,7 +477,7 @@ pub(crate) async fn load(
             } else {
                 &mut spending
             };
-            monthly.add(year, period, (fy, m), r.i64("actual_vnd"), 0);
+            monthly.add((fy, m), r.i64("actual_vnd"), 0);
             if fy == year {
                 monthly.target = monthly.target.or(target);
             }
@@ -579,14 +580,8 @@ pub(crate) async fn agency_months(
         filters: vec![("agency_code".into(), agency.to_owned())],
         ..ViewQuery::default()
     };
-    let rows = views.read("service_dossiers", &q).await?;
-    let batches: Vec<RecordBatch> = rows
-        .batches
-        .try_collect()
-        .await
-        .map_err(kho_query::QueryError::from)?;
     let mut out: BTreeMap<(i32, u32), AgencyRow> = BTreeMap::new();
-    Rows(batches).each(|r| {
+    Rows::of(views, "service_dossiers", &q).await?.each(|r| {
         let Some(ym) = r.month() else { return };
         let a = out.entry(ym).or_insert_with(|| AgencyRow {
             code: agency.to_owned(),

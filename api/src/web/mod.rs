@@ -446,7 +446,7 @@ async fn load(
 ) -> Result<(SignedIn, data::Dashboard), Response> {
     let (who, sees) = gate(state, who, sel.lang, here).await?;
     let loaded = async {
-        let names = names::load(state.views.store(), &state.names).await?;
+        let names = names::load(state).await?;
         data::load(
             &state.views,
             names,
@@ -484,22 +484,9 @@ async fn agency(
     if !sees.services {
         return forbidden(&state, &who, lang, &here);
     }
-    let fetched = async {
-        // The list first: it brings the view up to date, so the monthly counts read next
-        // agree with it.
-        let (overdue, _) = state.views.overdue_dossiers(&code).await?;
-        let months = data::agency_months(&state.views, &code).await?;
-        let names = names::load(state.views.store(), &state.names).await?;
-        Ok::<_, crate::error::ApiError>((months, overdue, names))
-    };
-    let (months, overdue, names) = match fetched.await {
-        Ok(x) => x,
-        Err(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE => return unavailable(lang),
-        Err(e) => return e.into_response(),
-    };
     let csrf = session::csrf_token(&state.session_key, &who.session);
-    if months.is_empty() || code.len() > 64 {
-        return page(
+    let no_such_agency = || {
+        page(
             StatusCode::NOT_FOUND,
             pages::layout(
                 lang,
@@ -516,7 +503,26 @@ async fn agency(
                 ),
             ),
             true,
-        );
+        )
+    };
+    if code.len() > 64 {
+        return no_such_agency();
+    }
+    let fetched = async {
+        // The list first: it brings the view up to date, so the monthly counts read next
+        // agree with it.
+        let overdue = state.views.overdue_dossiers(&code).await?;
+        let months = data::agency_months(&state.views, &code).await?;
+        let names = names::load(&state).await?;
+        Ok::<_, crate::error::ApiError>((months, overdue, names))
+    };
+    let (months, overdue, names) = match fetched.await {
+        Ok(x) => x,
+        Err(e) if e.status() == StatusCode::SERVICE_UNAVAILABLE => return unavailable(lang),
+        Err(e) => return e.into_response(),
+    };
+    if months.is_empty() {
+        return no_such_agency();
     }
     let year = sel
         .year
@@ -689,6 +695,11 @@ fn csv_cell(s: &str) -> String {
     }
 }
 
+/// A CSV header row.
+fn header(columns: &[&str]) -> Vec<String> {
+    columns.iter().map(|c| (*c).to_owned()).collect()
+}
+
 fn rate_cell(num: i64, den: i64) -> String {
     if den > 0 {
         format!("{:.6}", num as f64 / den as f64)
@@ -709,7 +720,7 @@ async fn export(
     let Some(panel) = file.strip_suffix(".csv") else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    let (_, d) = match load(&state, who, &sel, "/dashboard").await {
+    let (who, d) = match load(&state, who, &sel, "/dashboard").await {
         Ok(x) => x,
         Err(resp) => return resp,
     };
@@ -723,21 +734,17 @@ async fn export(
     let mut rows: Vec<Vec<String>> = Vec::new();
     match panel {
         "agencies" => {
-            rows.push(
-                [
-                    "agency_code",
-                    "agency_name",
-                    "received",
-                    "received_online",
-                    "online_rate",
-                    "resolved",
-                    "resolved_on_time",
-                    "on_time_rate",
-                    "pending_overdue",
-                ]
-                .map(String::from)
-                .to_vec(),
-            );
+            rows.push(header(&[
+                "agency_code",
+                "agency_name",
+                "received",
+                "received_online",
+                "online_rate",
+                "resolved",
+                "resolved_on_time",
+                "on_time_rate",
+                "pending_overdue",
+            ]));
             for a in &d.agencies {
                 rows.push(vec![
                     a.code.clone(),
@@ -753,18 +760,14 @@ async fn export(
             }
         }
         "districts" => {
-            rows.push(
-                [
-                    "district_code",
-                    "district_name",
-                    "projects",
-                    "allocated_vnd",
-                    "disbursed_vnd",
-                    "disbursement_rate",
-                ]
-                .map(String::from)
-                .to_vec(),
-            );
+            rows.push(header(&[
+                "district_code",
+                "district_name",
+                "projects",
+                "allocated_vnd",
+                "disbursed_vnd",
+                "disbursement_rate",
+            ]));
             for x in &d.districts {
                 rows.push(vec![
                     x.code.clone(),
@@ -777,20 +780,16 @@ async fn export(
             }
         }
         "projects" => {
-            rows.push(
-                [
-                    "project_code",
-                    "project_name",
-                    "district_code",
-                    "district_name",
-                    "status",
-                    "allocated_vnd",
-                    "disbursed_vnd",
-                    "disbursement_rate",
-                ]
-                .map(String::from)
-                .to_vec(),
-            );
+            rows.push(header(&[
+                "project_code",
+                "project_name",
+                "district_code",
+                "district_name",
+                "status",
+                "allocated_vnd",
+                "disbursed_vnd",
+                "disbursement_rate",
+            ]));
             for p in &d.projects {
                 rows.push(vec![
                     p.code.clone(),
@@ -811,25 +810,21 @@ async fn export(
             let Some(agency) = q.get("agency").filter(|a| !a.is_empty() && a.len() <= 64) else {
                 return StatusCode::NOT_FOUND.into_response();
             };
-            if !d.tiles.iter().any(|t| t.id == "online_rate") {
-                return StatusCode::NOT_FOUND.into_response(); // not a services reader
+            if !Sees::of(&who.principal).is_some_and(|s| s.services) {
+                return StatusCode::NOT_FOUND.into_response();
             }
             let list = match state.views.overdue_dossiers(agency).await {
-                Ok((list, _)) => in_period(list, d.year, d.period),
+                Ok(list) => in_period(list, d.year, d.period),
                 Err(e) => return crate::error::ApiError::from(e).into_response(),
             };
-            rows.push(
-                [
-                    "entity_id",
-                    "agency_code",
-                    "procedure_code",
-                    "month",
-                    "received_at",
-                    "due_at",
-                ]
-                .map(String::from)
-                .to_vec(),
-            );
+            rows.push(header(&[
+                "entity_id",
+                "agency_code",
+                "procedure_code",
+                "month",
+                "received_at",
+                "due_at",
+            ]));
             for o in list {
                 rows.push(vec![
                     o.entity_id,
@@ -845,7 +840,7 @@ async fn export(
             let Some(t) = d.tiles.iter().find(|t| t.id == id) else {
                 return StatusCode::NOT_FOUND.into_response();
             };
-            rows.push(["period", "value", "target"].map(String::from).to_vec());
+            rows.push(header(&["period", "value", "target"]));
             let target = t.target.map(|t| format!("{t:.6}")).unwrap_or_default();
             rows.push(vec![
                 format!("{} {}", d.year, d.period.param()).trim().to_owned(),

@@ -81,6 +81,11 @@ async fn call(
     }
 }
 
+/// A page or file as the holder of the session cookie `cookie` (`kho_session=…`) asks for it.
+async fn get(app: &Router, path: &str, cookie: &str) -> Answer {
+    call(app, Method::GET, path, &[("cookie", cookie)], None).await
+}
+
 /// Posts NDJSON lines to a stream through the API, as a sector system does: (status, body).
 async fn post_events(
     app: &Router,
@@ -190,14 +195,7 @@ async fn sessions_forms_and_headers() {
         "the cookie holds the token's id, never its secret"
     );
     let cookie = format!("kho_session={session}");
-    let page = call(
-        &app,
-        Method::GET,
-        "/dashboard",
-        &[("cookie", &cookie)],
-        None,
-    )
-    .await;
+    let page = get(&app, "/dashboard", &cookie).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(!page.body.contains(secret), "the token is not in the page");
     assert_eq!(page.header("cache-control"), "private, no-store");
@@ -338,14 +336,7 @@ async fn sessions_forms_and_headers() {
         .revoke(&Principal::admin(), id, None)
         .await
         .unwrap();
-    let r = call(
-        &app,
-        Method::GET,
-        "/dashboard",
-        &[("cookie", &cookie)],
-        None,
-    )
-    .await;
+    let r = get(&app, "/dashboard", &cookie).await;
     assert_eq!(r.status, 303, "a revoked token's session is over");
 }
 
@@ -370,14 +361,7 @@ async fn live_panels_and_exports() {
         .unwrap();
     let cookie = format!("kho_session={s}");
 
-    let first = call(
-        &app,
-        Method::GET,
-        "/dashboard/panels?year=2021",
-        &[("cookie", &cookie)],
-        None,
-    )
-    .await;
+    let first = get(&app, "/dashboard/panels?year=2021", &cookie).await;
     assert_eq!(first.status, 200);
     assert!(first.body.contains("id=\"tile-online_rate\""));
     assert!(first.body.contains("50,00 %"), "1 of 2 online");
@@ -422,14 +406,7 @@ async fn live_panels_and_exports() {
     assert_ne!(changed.header("etag"), etag);
 
     // CSV: a byte-order mark for Excel, machine-readable numbers, no formula.
-    let csv = call(
-        &app,
-        Method::GET,
-        "/dashboard/export/agencies.csv?year=2021",
-        &[("cookie", &cookie)],
-        None,
-    )
-    .await;
+    let csv = get(&app, "/dashboard/export/agencies.csv?year=2021", &cookie).await;
     assert_eq!(csv.status, 200);
     assert!(csv.header("content-type").starts_with("text/csv"));
     assert!(csv.body.starts_with('\u{feff}'));
@@ -443,21 +420,12 @@ async fn live_panels_and_exports() {
         "{lines:?}"
     );
     assert!(lines.contains(&"STP,,3,2,0.666667,0,0,,0"), "{lines:?}");
-    let tile = call(
-        &app,
-        Method::GET,
-        "/dashboard/export/online_rate.csv?year=2021",
-        &[("cookie", &cookie)],
-        None,
-    )
-    .await;
+    let tile = get(&app, "/dashboard/export/online_rate.csv?year=2021", &cookie).await;
     assert!(tile.body.contains("2021,0.750000,"), "{}", tile.body);
-    let nope = call(
+    let nope = get(
         &app,
-        Method::GET,
         "/dashboard/export/budget_revenue.csv?year=2021",
-        &[("cookie", &cookie)],
-        None,
+        &cookie,
     )
     .await;
     assert_eq!(
@@ -502,25 +470,16 @@ async fn live_panels_and_exports() {
             .sum()
     };
     assert_eq!(overdue_in_view, 3);
-    let page = call(
-        &app,
-        Method::GET,
-        "/dashboard/agency/STP?year=2021",
-        &[("cookie", &cookie)],
-        None,
-    )
-    .await;
+    let page = get(&app, "/dashboard/agency/STP?year=2021", &cookie).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("data-count=\"3\""), "{}", page.body);
     for id in ["HS-2", "HS-3", "HS-4"] {
         assert!(page.body.contains(&format!(">{id}<")), "{id}");
     }
-    let csv = call(
+    let csv = get(
         &app,
-        Method::GET,
         "/dashboard/export/overdue.csv?year=2021&agency=STP",
-        &[("cookie", &cookie)],
-        None,
+        &cookie,
     )
     .await;
     let lines: Vec<&str> = csv.body.trim_start_matches('\u{feff}').lines().collect();
@@ -531,40 +490,19 @@ async fn live_panels_and_exports() {
         ),
         "{lines:?}"
     );
-    let other_period = call(
-        &app,
-        Method::GET,
-        "/dashboard/agency/STP?year=2021&period=q2",
-        &[("cookie", &cookie)],
-        None,
-    )
-    .await;
+    let other_period = get(&app, "/dashboard/agency/STP?year=2021&period=q2", &cookie).await;
     assert!(
         other_period.body.contains("data-count=\"0\""),
         "none received in Q2"
     );
     // The league table ranks by online rate, or by overdue dossiers on request.
     let at = |body: &str, code: &str| body.find(&format!("data-agency=\"{code}\"")).unwrap();
-    let by_rate = call(
-        &app,
-        Method::GET,
-        "/dashboard/panels?year=2021",
-        &[("cookie", &cookie)],
-        None,
-    )
-    .await;
+    let by_rate = get(&app, "/dashboard/panels?year=2021", &cookie).await;
     assert!(
         at(&by_rate.body, "=HYPERLINK(1)") < at(&by_rate.body, "STP"),
         "1/1 online before 2/3"
     );
-    let by_overdue = call(
-        &app,
-        Method::GET,
-        "/dashboard/panels?year=2021&sort=overdue",
-        &[("cookie", &cookie)],
-        None,
-    )
-    .await;
+    let by_overdue = get(&app, "/dashboard/panels?year=2021&sort=overdue", &cookie).await;
     assert!(
         at(&by_overdue.body, "STP") < at(&by_overdue.body, "=HYPERLINK(1)"),
         "3 overdue before 1"
@@ -574,14 +512,7 @@ async fn live_panels_and_exports() {
         1
     );
     assert_ne!(by_overdue.header("etag"), by_rate.header("etag"));
-    let unknown = call(
-        &app,
-        Method::GET,
-        "/dashboard/agency/NOPE",
-        &[("cookie", &cookie)],
-        None,
-    )
-    .await;
+    let unknown = get(&app, "/dashboard/agency/NOPE", &cookie).await;
     assert_eq!(unknown.status, 404);
 
     // Names beside codes, from reference.codes; a correction shows at the next poll.
@@ -592,14 +523,7 @@ async fn live_panels_and_exports() {
         )
     };
     let post_names = |body: String| push(&app, &planning, "reference.codes", body);
-    let before = call(
-        &app,
-        Method::GET,
-        "/dashboard/panels?year=2021",
-        &[("cookie", &cookie)],
-        None,
-    )
-    .await;
+    let before = get(&app, "/dashboard/panels?year=2021", &cookie).await;
     assert!(!before.body.contains("Sở Tư pháp"));
     post_names(name(
         "code_registered",
@@ -627,14 +551,7 @@ async fn live_panels_and_exports() {
         "{}",
         named.body
     );
-    let en = call(
-        &app,
-        Method::GET,
-        "/dashboard/panels?year=2021&lang=en",
-        &[("cookie", &cookie)],
-        None,
-    )
-    .await;
+    let en = get(&app, "/dashboard/panels?year=2021&lang=en", &cookie).await;
     assert!(en.body.contains("Department of Justice"));
     post_names(name(
         "code_renamed",
@@ -643,25 +560,16 @@ async fn live_panels_and_exports() {
         "2021-06-01T07:00:00+07:00",
     ))
     .await;
-    let renamed = call(
-        &app,
-        Method::GET,
-        "/dashboard/agency/STP?year=2021",
-        &[("cookie", &cookie)],
-        None,
-    )
-    .await;
+    let renamed = get(&app, "/dashboard/agency/STP?year=2021", &cookie).await;
     assert!(
         renamed.body.contains("<h1>Sở Tư pháp tỉnh Tây Ninh"),
         "{}",
         renamed.body
     );
-    let csv = call(
+    let csv = get(
         &app,
-        Method::GET,
         "/dashboard/export/agencies.csv?year=2021&lang=en",
-        &[("cookie", &cookie)],
-        None,
+        &cookie,
     )
     .await;
     assert!(

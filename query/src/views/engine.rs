@@ -322,24 +322,19 @@ impl ViewEngine {
     }
 
     /// The dossiers of `agency` pending past their due date, from the dossiers view brought
-    /// up to date first: the rows behind its `pending_overdue` (oldest due first), and the
-    /// view's version they agree with.
-    pub async fn overdue_dossiers(
-        &self,
-        agency: &str,
-    ) -> Result<(Vec<OverdueDossier>, Option<u64>)> {
+    /// up to date first: the rows behind its `pending_overdue` (oldest due first).
+    pub async fn overdue_dossiers(&self, agency: &str) -> Result<Vec<OverdueDossier>> {
         let spec = Self::spec("service_dossiers")?;
         let mut state = self.states[spec.name].lock().await;
         if let Err(e) = self.refresh_locked(spec, &mut state).await {
             state.fold = None;
             return Err(e);
         }
-        let list = state
+        Ok(state
             .fold
             .as_ref()
             .map(|f| f.overdue(agency))
-            .unwrap_or_default();
-        Ok((list, state.version))
+            .unwrap_or_default())
     }
 
     /// The freshness of a view, with each source's lag.
